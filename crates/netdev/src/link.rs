@@ -26,6 +26,8 @@ pub struct Link {
     pub promisc: bool,
     /// The link kind (`veth`, `bridge`, …) when it has one.
     pub kind: Option<String>,
+    /// The alias (`ip link set … alias`).
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -39,6 +41,7 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             promisc: msg.header.flags.contains(LinkFlags::Promisc),
             kind: None,
+            alias: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -47,6 +50,7 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = m,
                 LinkAttribute::Controller(m) => link.master = Some(m),
                 LinkAttribute::LinkInfo(infos) => link.kind = kind_of(&infos),
+                LinkAttribute::IfAlias(a) => link.alias = Some(a),
                 _ => {}
             }
         }
@@ -89,6 +93,8 @@ pub struct VethSpec<'a> {
     pub peer_mac: Option<[u8; 6]>,
     /// Bridge to enslave this end to.
     pub master: Option<u32>,
+    /// Bring this end up at once (else leave it down, e.g. to set sysctls first).
+    pub up: bool,
 }
 
 /// A bridge to create.
@@ -102,6 +108,8 @@ pub struct BridgeSpec<'a> {
     pub mtu: Option<u32>,
     /// Whether to set `IFF_PROMISC`.
     pub promisc: bool,
+    /// Bring it up at once (else leave it down, e.g. to set sysctls first).
+    pub up: bool,
 }
 
 fn up_flags(extra: LinkFlags) -> (LinkFlags, LinkFlags) {
@@ -224,15 +232,35 @@ impl Netlink {
 
     /// Turns hairpin mode on for a bridge port.
     pub fn set_hairpin(&mut self, index: u32) -> Result<()> {
+        self.configure_port(index, None, true, false)
+    }
+
+    /// Sets an alias, hairpin mode (for a bridge port) and `IFF_UP`, in one request.
+    pub fn configure_port(
+        &mut self,
+        index: u32,
+        alias: Option<&str>,
+        hairpin: bool,
+        up: bool,
+    ) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::PortKind(InfoPortKind::Bridge),
-            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
-                true,
-            )])),
-        ]));
-        let op = format!("set hairpin on link #{index}");
+        if up {
+            (msg.header.flags, msg.header.change_mask) = up_flags(LinkFlags::empty());
+        }
+        if let Some(alias) = alias {
+            msg.attributes
+                .push(LinkAttribute::IfAlias(alias.to_string()));
+        }
+        if hairpin {
+            msg.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                    true,
+                )])),
+            ]));
+        }
+        let op = format!("configure link #{index}");
         self.change(&op, RouteNetlinkMessage::NewLink(msg), 0)
     }
 

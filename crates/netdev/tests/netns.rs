@@ -33,6 +33,7 @@ fn veth_into_bridge_with_addresses_and_routes() {
         mac: [0x02, 0, 0, 0, 0, 0x42],
         mtu: Some(1400),
         promisc: false,
+        up: true,
     };
     assert!(h.create_bridge(&spec).unwrap());
     assert!(
@@ -56,6 +57,7 @@ fn veth_into_bridge_with_addresses_and_routes() {
         mtu: Some(1400),
         peer_mac: Some([0x02, 1, 2, 3, 4, 5]),
         master: Some(br.index),
+        up: true,
     })
     .unwrap();
     let vh = h.require_link("vh0").unwrap();

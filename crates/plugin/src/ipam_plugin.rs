@@ -1,0 +1,182 @@
+//! The standalone `podnet-ipam` plugin, for other CNI plugins: the same store as in-process.
+//!
+//! It reads the calling plugin's whole configuration, so only the fields it needs are parsed
+//! and the rest (the caller's own) is ignored; the `ipam` section itself is strict.
+
+use std::net::IpAddr;
+
+use podnet_cni_spec::{
+    codes, parse_version_field, version_reply, CniError, CniResult, Command, Env, IpConfig, Route,
+    Version,
+};
+use podnet_ipam::{AttachmentKey, IpamConfig, RangeSet, Store};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::Attachment;
+use crate::ipam::{ipam_error, to_dns};
+use crate::Outcome;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conf {
+    name: String,
+    ipam: IpamConfig,
+    #[serde(default)]
+    runtime_config: Runtime,
+    #[serde(default)]
+    prev_result: Option<Value>,
+    #[serde(default, rename = "cni.dev/valid-attachments")]
+    valid: Option<Vec<Attachment>>,
+    #[serde(default, rename = "cni.dev/attachments")]
+    valid_old: Option<Vec<Attachment>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Runtime {
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    ip_ranges: Option<Vec<RangeSet>>,
+}
+
+/// Runs the IPAM plugin.
+pub fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
+    let version = serde_json::from_slice::<Value>(stdin)
+        .ok()
+        .and_then(|v| parse_version_field(&v).ok())
+        .unwrap_or(Version::V1_1_0);
+    match dispatch(get, stdin) {
+        Ok(out) => Outcome {
+            stdout: out,
+            failed: false,
+        },
+        Err(e) => Outcome::error(&e, version.as_str()),
+    }
+}
+
+fn dispatch(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<String, CniError> {
+    let env = Env::from_vars(get)?;
+    let raw: Value = serde_json::from_slice(stdin).map_err(|e| {
+        CniError::new(
+            codes::DECODE,
+            "cannot decode network configuration",
+            e.to_string(),
+        )
+    })?;
+    if env.command == Command::Version {
+        return Ok(version_reply(raw.get("cniVersion").and_then(Value::as_str)).to_string());
+    }
+    let version = parse_version_field(&raw)?;
+    let conf: Conf = serde_json::from_value(raw).map_err(|e| {
+        CniError::new(
+            codes::INVALID_CONFIG,
+            "invalid network configuration",
+            e.to_string(),
+        )
+    })?;
+    let store = Store::open(conf.ipam.data_dir_or_default(), &conf.name).map_err(ipam_error)?;
+    let sets = conf
+        .ipam
+        .range_sets(conf.runtime_config.ip_ranges.as_deref())
+        .map_err(ipam_error)?;
+    let key = || -> Result<AttachmentKey, CniError> {
+        let cid = env.container_id.clone().unwrap_or_default();
+        Ok(AttachmentKey::new(
+            cid,
+            env.ifname.clone().unwrap_or_default(),
+        ))
+    };
+    match env.command {
+        Command::Add => {
+            let requested = static_ips(&conf, &env)?;
+            let allocs = store
+                .allocate(&key()?, &sets, &requested)
+                .map_err(ipam_error)?;
+            let mut result = CniResult {
+                ips: allocs
+                    .into_iter()
+                    .map(|a| IpConfig {
+                        address: a.address,
+                        gateway: a.gateway,
+                        interface: None,
+                    })
+                    .collect(),
+                routes: conf
+                    .ipam
+                    .routes
+                    .iter()
+                    .map(|r| Route::new(r.dst, r.gw))
+                    .collect(),
+                ..Default::default()
+            };
+            if let Some(d) = conf.ipam.dns.clone() {
+                result.dns = to_dns(d);
+            }
+            Ok(result.to_value(version).to_string())
+        }
+        Command::Del => store
+            .release(&key()?)
+            .map(|_| String::new())
+            .map_err(ipam_error),
+        Command::Check => {
+            let rec = store.get(&key()?).map_err(ipam_error)?;
+            let want: Vec<IpAddr> = match &conf.prev_result {
+                Some(v) => CniResult::from_value(v, version)?
+                    .ips
+                    .iter()
+                    .map(|i| i.address.addr())
+                    .collect(),
+                None => Vec::new(),
+            };
+            match rec {
+                Some(r) if want.iter().all(|ip| r.ips.contains(ip)) => Ok(String::new()),
+                _ => Err(CniError::msg(
+                    crate::CHECK_FAILED,
+                    "reservation missing or different",
+                )),
+            }
+        }
+        Command::Status => match store.exhausted(&sets) {
+            Ok(false) => Ok(String::new()),
+            Ok(true) => Err(CniError::msg(
+                codes::NOT_AVAILABLE,
+                "address pool exhausted",
+            )),
+            Err(e) => Err(CniError::new(
+                codes::NOT_AVAILABLE,
+                "address store unavailable",
+                e.to_string(),
+            )),
+        },
+        Command::Gc => {
+            let valid: Vec<AttachmentKey> = conf
+                .valid
+                .iter()
+                .chain(conf.valid_old.iter())
+                .flatten()
+                .map(|a| AttachmentKey::new(a.container_id.clone(), a.ifname.clone()))
+                .collect();
+            store.gc(&valid).map(|_| String::new()).map_err(ipam_error)
+        }
+        Command::Version => Ok(String::new()),
+    }
+}
+
+fn static_ips(conf: &Conf, env: &Env) -> Result<Vec<IpAddr>, CniError> {
+    let mut raw = conf.runtime_config.ips.clone();
+    if let Some(ip) = env.args.get("IP") {
+        raw.extend(ip.split(',').map(str::to_string));
+    }
+    raw.iter()
+        .map(|s| {
+            s.split('/')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| CniError::new(codes::INVALID_CONFIG, "invalid static IP", s.clone()))
+        })
+        .collect()
+}

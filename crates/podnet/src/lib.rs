@@ -1,0 +1,16 @@
+//! Shared pieces of the podnet binaries.
+
+pub mod cni_exec;
+pub mod demo;
+
+use std::io::Write;
+
+/// Prints a plugin's answer and exits with 0 or 1.
+pub fn finish(outcome: podnet_cni_plugin::Outcome) -> ! {
+    let mut out = std::io::stdout().lock();
+    if !outcome.stdout.is_empty() {
+        let _ = writeln!(out, "{}", outcome.stdout);
+    }
+    let _ = out.flush();
+    std::process::exit(i32::from(outcome.failed));
+}

@@ -1,0 +1,30 @@
+//! `podnet`: the podnet command line.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "podnet", version, about = "Kubernetes pod networking")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The CNI plugin's demo: pods in namespaces wired by podnet-cni, pinging each other.
+    CniDemo {
+        /// `bridge` or `ptp`.
+        #[arg(long, default_value = "bridge")]
+        mode: String,
+        /// Number of pods.
+        #[arg(long, default_value_t = 3)]
+        pods: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::CniDemo { mode, pods } => podnet::demo::run(&podnet::demo::Options { mode, pods }),
+    }
+}
