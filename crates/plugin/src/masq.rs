@@ -37,7 +37,7 @@ add rule inet {t} postrouting ip6 saddr @pods6 ip6 daddr != @nets6 ip6 daddr != 
     )
 }
 
-fn elements(t: &str, verb: &str, addrs: &[IpNet]) -> String {
+fn elements(t: &str, verb: &str, addrs: &[IpNet], with_nets: bool) -> String {
     let mut s = String::new();
     for a in addrs {
         let (pods, nets) = match a.addr() {
@@ -45,7 +45,7 @@ fn elements(t: &str, verb: &str, addrs: &[IpNet]) -> String {
             IpAddr::V6(_) => ("pods6", "nets6"),
         };
         s += &format!("{verb} element inet {t} {pods} {{ {} }}\n", a.addr());
-        if verb == "add" {
+        if with_nets {
             s += &format!("add element inet {t} {nets} {{ {} }}\n", a.trunc());
         }
     }
@@ -55,7 +55,7 @@ fn elements(t: &str, verb: &str, addrs: &[IpNet]) -> String {
 /// Masquerades the pod addresses `addrs` (with their subnets).
 pub fn add(network: &str, addrs: &[IpNet]) -> Result<(), CniError> {
     let t = table(network);
-    run(&(skeleton(&t) + &elements(&t, "add", addrs)))
+    run(&(skeleton(&t) + &elements(&t, "add", addrs, true)))
 }
 
 /// Stops masquerading `addrs`; succeeds when they (or the table) are already gone.
@@ -64,13 +64,30 @@ pub fn del(network: &str, addrs: &[IpAddr]) -> Result<(), CniError> {
     let nets: Vec<IpNet> = addrs.iter().map(|a| IpNet::from(*a)).collect();
     // Adding first makes the delete succeed when the element is absent (nft 1.0.6 has no
     // `destroy`); the whole script is one transaction.
-    let script = skeleton(&t) + &elements(&t, "add", &nets) + &elements(&t, "delete", &nets);
+    let script =
+        skeleton(&t) + &elements(&t, "add", &nets, false) + &elements(&t, "delete", &nets, false);
     run(&script)
+}
+
+/// `nft` from PATH, else from the usual sbin directories (runtimes may pass a thin PATH).
+fn nft_binary() -> std::path::PathBuf {
+    let in_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nft"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    in_path
+        .into_iter()
+        .chain(["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].map(std::path::PathBuf::from))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| "nft".into())
 }
 
 fn run(script: &str) -> Result<(), CniError> {
     let fail = |what: &str, e: String| CniError::new(NFT_FAILED, format!("nft: {what}"), e);
-    let mut child = Command::new("nft")
+    let mut child = Command::new(nft_binary())
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

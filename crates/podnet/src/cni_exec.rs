@@ -63,6 +63,7 @@ impl Reply {
 pub fn invoke(plugin: &Path, node: &NetNs, call: &Call, stdin: &[u8]) -> Result<Reply> {
     let mut cmd = Command::new(plugin);
     cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("CNI_COMMAND", &call.command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
