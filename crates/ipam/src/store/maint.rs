@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::fsutil::{list_dir, read_opt, remove_opt, sweep_tmp};
+use super::fsutil::{list_dir, read_opt, remove_opt, sweep_tmp, TMP_PREFIX};
 use super::lock::lock;
 use super::record::Owner;
 use super::{AttachmentKey, Record, Store};
@@ -16,6 +16,12 @@ impl Store {
     /// (those whose IP file still named this attachment).
     pub fn release(&self, key: &AttachmentKey) -> Result<Option<Record>, IpamError> {
         let _guard = lock(&self.dir, true)?;
+        // A record write interrupted by a kill leaves its temporary: it names this key.
+        remove_opt(
+            &self
+                .attachments
+                .join(format!("{TMP_PREFIX}{}", key.record_file_name())),
+        )?;
         let record = match self.read_record(key) {
             Ok(Some(record)) => record,
             Ok(None) => return Ok(None),
