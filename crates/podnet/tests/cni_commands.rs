@@ -395,3 +395,62 @@ fn ip_masq_programs_the_network_table() {
         "DEL again with the element gone"
     );
 }
+
+#[test]
+fn promisc_mtu_and_private_state() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut node = Node::new("t-promisc", "bridge");
+    node.conf["promiscMode"] = json!(true);
+    node.conf["mtu"] = json!(1400);
+    node.conf["hairpinMode"] = json!(false);
+    let (pod, r) = node.add("c1");
+    let br = &ip_json(node.ns.name(), &["link", "show", "podnet0"])[0];
+    assert!(
+        br["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "PROMISC"),
+        "{br}"
+    );
+    let hv = r["interfaces"][1]["name"].as_str().unwrap();
+    let port = &ip_json(node.ns.name(), &["link", "show", hv])[0];
+    assert_eq!(port["mtu"], 1400);
+    assert_eq!(port["linkinfo"]["info_slave_data"]["hairpin"], false);
+    assert_eq!(
+        ip_json(pod.name(), &["link", "show", "eth0"])[0]["mtu"],
+        1400
+    );
+    // State is private to root.
+    let dir = node.data.path().join("t-promisc");
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let meta = e.unwrap().metadata().unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o077,
+            0,
+            "not world- or group-readable"
+        );
+    }
+    assert!(node.call("DEL", "c1", &pod.path()).ok());
+}
+
+#[test]
+fn status_reports_missing_node_state() {
+    let mut node = Node::new("t-status-state", "bridge");
+    // The store cannot be created: a regular file stands where its parent should be.
+    let file = node.data.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    node.conf["ipam"]["dataDir"] = json!(file.join("networks"));
+    let r = node.call_with(
+        &Call {
+            command: "STATUS".into(),
+            ..Default::default()
+        },
+        &node.conf,
+    );
+    assert_eq!(error_code(&r), 50, "{}", r.stdout);
+}
