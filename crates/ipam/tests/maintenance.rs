@@ -199,3 +199,22 @@ fn ip_files_without_record_are_collected() {
     assert_eq!(released[0].ips, [ip("10.0.0.9")]);
     assert!(!store.dir().join("10.0.0.9").exists());
 }
+
+#[test]
+fn release_frees_ip_files_torn_by_a_kill() {
+    let (_dir, store) = store();
+    let sets = v4_sets("10.1.0.0/24");
+    let a = store.allocate(&key("a"), &sets, &[]).unwrap();
+    let path = store.dir().join(a[0].address.addr().to_string());
+    // A kill between O_EXCL create and write leaves an empty (or partial) file.
+    std::fs::write(&path, b"").unwrap();
+    let freed = store.release(&key("a")).unwrap().unwrap();
+    assert_eq!(freed.ips, vec![a[0].address.addr()]);
+    assert!(!path.exists());
+    // Someone else's content is never taken for a torn write.
+    let b = store.allocate(&key("b"), &sets, &[]).unwrap();
+    let path_b = store.dir().join(b[0].address.addr().to_string());
+    std::fs::write(&path_b, b"other\r\neth0").unwrap();
+    assert!(store.release(&key("b")).unwrap().unwrap().ips.is_empty());
+    assert!(path_b.exists());
+}

@@ -1,7 +1,7 @@
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -121,6 +121,7 @@ impl Netlink {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(skip_stats());
         let op = format!("get link {name}");
         Ok(self
             .get_one(&op, RouteNetlinkMessage::GetLink(msg))?
@@ -131,6 +132,7 @@ impl Netlink {
     pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
+        msg.attributes.push(skip_stats());
         let op = format!("get link #{index}");
         Ok(self
             .get_one(&op, RouteNetlinkMessage::GetLink(msg))?
@@ -284,6 +286,11 @@ impl Netlink {
         self.link_by_name(name)?
             .ok_or_else(|| NetdevError::NoSuchLink(name.to_string()))
     }
+}
+
+/// Asks the kernel to leave the (large) statistics out of link answers.
+fn skip_stats() -> LinkAttribute {
+    LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats])
 }
 
 fn into_link(msg: RouteNetlinkMessage) -> Option<Link> {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::fsutil::{create_exclusive, exists, read_opt, remove_opt, write_atomic};
+use super::fsutil::{create_exclusive, exists, read_opt, remove_opt, write_atomic, write_in_place};
 use super::lock::lock;
 use super::walk::{gateways, unassignable, Walk};
 use super::{AttachmentKey, Record, Store, LAST_RESERVED_PREFIX};
@@ -51,7 +51,8 @@ impl Store {
         for (index, (ip, _)) in choices.iter().enumerate() {
             // The cursor only steers round-robin; losing it is harmless.
             let name = format!("{LAST_RESERVED_PREFIX}{index}");
-            let _ = write_atomic(&self.dir, &name, ip.to_string().as_bytes(), false);
+            // Written in place: a torn cursor reads as garbage and round-robin restarts.
+            let _ = write_in_place(&self.dir.join(name), ip.to_string().as_bytes());
         }
         choices.into_iter().map(to_allocation).collect()
     }
@@ -135,7 +136,9 @@ impl Store {
         };
         let json = serde_json::to_vec(&record).map_err(IpamError::Encode)?;
         let name = key.record_file_name();
-        write_atomic(&self.attachments, &name, &json, true)
+        // Atomic against a killed process (rename); not fsynced: a power loss also loses the
+        // pods, and GC after the reboot releases whatever the store still holds.
+        write_atomic(&self.attachments, &name, &json, false)
             .map_err(IpamError::io("writing", self.attachments.join(&name)))?;
         let content = key.ip_file_content();
         for (done, ip) in record.ips.iter().enumerate() {

@@ -101,6 +101,18 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, content: &[u8], sync: bool) -
     fs::rename(&tmp, dir.join(name))
 }
 
+/// Overwrites `path` with `content` in place (for hints that may be lost or torn).
+pub(crate) fn write_in_place(path: &Path, content: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    fix_mode(&file)?;
+    file.write_all(content)
+}
+
 /// Reads a file; `None` if it does not exist.
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>, IpamError> {
     match fs::read_to_string(path) {

@@ -69,8 +69,15 @@ impl Store {
     /// Removes the IP files among `ips` that name `key`; returns those.
     fn free_owned(&self, key: &AttachmentKey, ips: &[IpAddr]) -> Result<Vec<IpAddr>, IpamError> {
         let mut freed = Vec::new();
+        let mine = key.ip_file_content();
         for ip in ips {
-            if self.ip_owner(*ip)?.is_some_and(|o| o.is(key)) && remove_opt(&self.ip_path(*ip))? {
+            let Some(text) = read_opt(&self.ip_path(*ip))? else {
+                continue;
+            };
+            // The record lists this address, so a torn (empty or partial) file is this
+            // attachment's own write cut short by a kill.
+            let owned = Owner::parse(&text).is(key) || mine.starts_with(&text);
+            if owned && remove_opt(&self.ip_path(*ip))? {
                 freed.push(*ip);
             }
         }
