@@ -15,7 +15,7 @@ mod sysctl;
 pub mod testing;
 
 pub use error::NetdevError;
-pub use link::{format_mac, BridgeSpec, Link, VethSpec};
+pub use link::{format_mac, BridgeSpec, Link, PortConfig, VethSpec};
 pub use nl::Netlink;
 pub use ns::{NetNs, NsGuard};
 pub use route::{RouteSpec, PODNET_ROUTE_PROTO};

@@ -1,7 +1,7 @@
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -95,6 +95,20 @@ pub struct VethSpec<'a> {
     pub master: Option<u32>,
     /// Bring this end up at once (else leave it down, e.g. to set sysctls first).
     pub up: bool,
+}
+
+/// Settings of an existing link (typically a new veth's host end), applied in one request.
+#[derive(Debug, Default)]
+pub struct PortConfig<'a> {
+    /// An alias (`ip link set … alias`).
+    pub alias: Option<&'a str>,
+    /// Hairpin mode, for a bridge port.
+    pub hairpin: bool,
+    /// Set `IFF_UP`.
+    pub up: bool,
+    /// No IPv6 link-local address (`addrgenmode none`): a bridge port needs none, and
+    /// without it the kernel deletes the link much faster on an IPv6-forwarding node.
+    pub no_link_local: bool,
 }
 
 /// A bridge to create.
@@ -234,27 +248,31 @@ impl Netlink {
 
     /// Turns hairpin mode on for a bridge port.
     pub fn set_hairpin(&mut self, index: u32) -> Result<()> {
-        self.configure_port(index, None, true, false)
+        let port = PortConfig {
+            hairpin: true,
+            ..Default::default()
+        };
+        self.configure_port(index, &port)
     }
 
-    /// Sets an alias, hairpin mode (for a bridge port) and `IFF_UP`, in one request.
-    pub fn configure_port(
-        &mut self,
-        index: u32,
-        alias: Option<&str>,
-        hairpin: bool,
-        up: bool,
-    ) -> Result<()> {
+    /// Applies a [`PortConfig`] in one request.
+    pub fn configure_port(&mut self, index: u32, port: &PortConfig<'_>) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        if up {
+        if port.up {
             (msg.header.flags, msg.header.change_mask) = up_flags(LinkFlags::empty());
         }
-        if let Some(alias) = alias {
+        if let Some(alias) = port.alias {
             msg.attributes
                 .push(LinkAttribute::IfAlias(alias.to_string()));
         }
-        if hairpin {
+        if port.no_link_local {
+            msg.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                    vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+                )]));
+        }
+        if port.hairpin {
             msg.attributes.push(LinkAttribute::LinkInfo(vec![
                 LinkInfo::PortKind(InfoPortKind::Bridge),
                 LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use podnet_cni_spec::{codes, CniError, CniResult, Interface, IpConfig};
 use podnet_netdev::{
-    sysctl_write, BridgeSpec, Link, NetNs, NetdevError, Netlink, RouteSpec, VethSpec,
+    sysctl_write, BridgeSpec, Link, NetNs, NetdevError, Netlink, PortConfig, RouteSpec, VethSpec,
 };
 
 use crate::attach::Attachment;
@@ -67,7 +67,8 @@ impl Wiring<'_> {
                 mtu: self.cfg.net.mtu,
                 peer_mac: self.mac,
                 master: bridge.as_ref().map(|b| b.index),
-                up: !has_v6,
+                // Left down when a sysctl must be set before its IPv6 comes alive.
+                up: bridge.is_none() && !has_v6,
             })
             .map_err(|e| veth_error(e, self.att.ifname()))?;
         made.veth = true;
@@ -76,13 +77,24 @@ impl Wiring<'_> {
             .require_link(&self.att.host_veth)
             .map_err(nl_error)?;
         let hairpin = bridge.is_some() && self.cfg.net.hairpin_mode;
-        if has_v6 {
+        if bridge.is_none() && has_v6 {
             // Its link-local must not go tentative: NDP towards the pod needs it at once.
             no_dad(&hv.name)?;
         }
+        let port = PortConfig {
+            alias: Some(&self.att.alias),
+            hairpin,
+            // A bridge port needs no IPv6 of its own. Without a link-local the kernel deletes
+            // the veth in ~22 ms instead of ~40 ms on a node with IPv6 forwarding on.
+            no_link_local: bridge.is_some(),
+            up: false,
+        };
         self.host
-            .configure_port(hv.index, Some(&self.att.alias), hairpin, has_v6)
+            .configure_port(hv.index, &port)
             .map_err(nl_error)?;
+        if bridge.is_some() || has_v6 {
+            self.host.set_up(hv.index, false).map_err(nl_error)?;
+        }
         let pl = self.pod_side(ipam, has_v6)?;
         if bridge.is_none() {
             self.ptp_host_side(ipam, &hv)?;
