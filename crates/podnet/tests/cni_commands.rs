@@ -50,6 +50,9 @@ fn bridge_add_wires_a_dual_stack_pod() {
     assert_eq!(port["linkinfo"]["info_slave_data"]["hairpin"], true);
     assert_eq!(port["mtu"], 1500);
     assert_eq!(port["ifalias"], "podnet/t-bridge-add/c1/eth0");
+    // A bridge port has no IPv6 of its own (no link-local): its delete stays at the floor.
+    let port_addrs = &ip_json(node.ns.name(), &["addr", "show", hv])[0]["addr_info"];
+    assert_eq!(port_addrs.as_array().map(Vec::len), Some(0), "{port_addrs}");
 
     // The pod: addresses (IPv6 not tentative), default routes via the gateways.
     let eth0 = &ip_json(p1.name(), &["addr", "show", "eth0"])[0];
