@@ -67,8 +67,8 @@ impl Wiring<'_> {
                 mtu: self.cfg.net.mtu,
                 peer_mac: self.mac,
                 master: bridge.as_ref().map(|b| b.index),
-                // Left down when a sysctl must be set before its IPv6 comes alive.
-                up: bridge.is_none() && !has_v6,
+                // Left down when its IPv6 must be set up before it comes alive.
+                up: !has_v6,
             })
             .map_err(|e| veth_error(e, self.att.ifname()))?;
         made.veth = true;
