@@ -99,17 +99,7 @@ pub fn requested_ips(cfg: &Config, env: &Env) -> Result<Vec<IpAddr>, CniError> {
     if let Some(ip) = env.args.get("IP") {
         raw.extend(ip.split(',').map(str::to_string));
     }
-    let mut out: Vec<IpAddr> = Vec::new();
-    for s in raw {
-        let addr = s.split('/').next().unwrap_or_default().trim();
-        let ip = addr
-            .parse::<IpAddr>()
-            .map_err(|_| CniError::new(codes::INVALID_CONFIG, "invalid static IP", s.clone()))?;
-        if !out.contains(&ip) {
-            out.push(ip);
-        }
-    }
-    Ok(out)
+    crate::ipam::parse_ips(raw)
 }
 
 /// The pod interface MAC asked for through runtimeConfig `mac`, `args.cni.mac` or CNI_ARGS `MAC`.

@@ -73,27 +73,7 @@ impl Ipam {
                 }
                 delegate::add(plugin, &conf, cfg.version)
             }
-            Ipam::Local { store, sets, conf } => {
-                let allocs = store.allocate(key, sets, requested).map_err(ipam_error)?;
-                let mut result = CniResult {
-                    ips: allocs
-                        .into_iter()
-                        .map(|a| IpConfig {
-                            address: a.address,
-                            gateway: a.gateway,
-                            interface: None,
-                        })
-                        .collect(),
-                    routes: conf
-                        .routes
-                        .iter()
-                        .map(|r| Route::new(r.dst, r.gw))
-                        .collect(),
-                    ..Default::default()
-                };
-                result.dns = local_dns(conf)?;
-                Ok(result)
-            }
+            Ipam::Local { store, sets, conf } => allocate_local(store, sets, conf, key, requested),
         }
     }
 
@@ -155,6 +135,53 @@ impl Ipam {
             Ipam::Local { store, .. } => store.gc(valid).map_err(ipam_error),
         }
     }
+}
+
+/// Reserves from the local store and builds the IPAM result: ips (no interface yet),
+/// routes and dns. Shared by the in-process IPAM and the standalone `podnet-ipam`.
+pub fn allocate_local(
+    store: &Store,
+    sets: &[ResolvedRangeSet],
+    conf: &IpamConfig,
+    key: &AttachmentKey,
+    requested: &[IpAddr],
+) -> Result<CniResult, CniError> {
+    let allocs = store.allocate(key, sets, requested).map_err(ipam_error)?;
+    let ips = allocs
+        .into_iter()
+        .map(|a| IpConfig {
+            address: a.address,
+            gateway: a.gateway,
+            interface: None,
+        })
+        .collect();
+    let routes = conf
+        .routes
+        .iter()
+        .map(|r| Route::new(r.dst, r.gw))
+        .collect();
+    Ok(CniResult {
+        ips,
+        routes,
+        dns: local_dns(conf)?,
+        ..Default::default()
+    })
+}
+
+/// Parses static addresses (`10.1.0.5` or `10.1.0.5/24`), dropping repeats.
+pub fn parse_ips<S: AsRef<str>>(raw: impl IntoIterator<Item = S>) -> Result<Vec<IpAddr>, CniError> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for s in raw {
+        let s = s.as_ref();
+        let addr = s.split('/').next().unwrap_or_default().trim();
+        let ip = addr
+            .parse::<IpAddr>()
+            .map_err(|_| CniError::new(codes::INVALID_CONFIG, "invalid static IP", s))?;
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
 }
 
 fn not_available(e: IpamError) -> CniError {

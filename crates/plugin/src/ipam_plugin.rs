@@ -6,15 +6,14 @@
 use std::net::IpAddr;
 
 use podnet_cni_spec::{
-    codes, parse_version_field, version_reply, CniError, CniResult, Command, Env, IpConfig, Route,
-    Version,
+    codes, parse_version_field, version_reply, CniError, CniResult, Command, Env, Version,
 };
 use podnet_ipam::{AttachmentKey, IpamConfig, RangeSet, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::Attachment;
-use crate::ipam::{ipam_error, to_dns};
+use crate::ipam::{allocate_local, ipam_error, parse_ips};
 use crate::Outcome;
 
 #[derive(Debug, Deserialize)]
@@ -91,29 +90,7 @@ fn dispatch(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<String
     match env.command {
         Command::Add => {
             let requested = static_ips(&conf, &env)?;
-            let allocs = store
-                .allocate(&key()?, &sets, &requested)
-                .map_err(ipam_error)?;
-            let mut result = CniResult {
-                ips: allocs
-                    .into_iter()
-                    .map(|a| IpConfig {
-                        address: a.address,
-                        gateway: a.gateway,
-                        interface: None,
-                    })
-                    .collect(),
-                routes: conf
-                    .ipam
-                    .routes
-                    .iter()
-                    .map(|r| Route::new(r.dst, r.gw))
-                    .collect(),
-                ..Default::default()
-            };
-            if let Some(d) = conf.ipam.dns.clone() {
-                result.dns = to_dns(d);
-            }
+            let result = allocate_local(&store, &sets, &conf.ipam, &key()?, &requested)?;
             Ok(result.to_value(version).to_string())
         }
         Command::Del => store
@@ -169,14 +146,5 @@ fn static_ips(conf: &Conf, env: &Env) -> Result<Vec<IpAddr>, CniError> {
     if let Some(ip) = env.args.get("IP") {
         raw.extend(ip.split(',').map(str::to_string));
     }
-    raw.iter()
-        .map(|s| {
-            s.split('/')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .parse::<IpAddr>()
-                .map_err(|_| CniError::new(codes::INVALID_CONFIG, "invalid static IP", s.clone()))
-        })
-        .collect()
+    parse_ips(raw)
 }
