@@ -1,0 +1,176 @@
+//! host-gw routing across three node namespaces on one underlay bridge, with pods wired by the
+//! real podnet-cni: pods reach pods on other nodes; a second reconcile writes nothing; a node
+//! removed loses its route; foreign routes are untouched.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use podnet::cni_exec::{invoke, Call};
+use podnet_netdev::testing::TestNs;
+use podnet_netdev::Netlink;
+use podnet_routing::{desired_routes, reconcile, NodeInfo};
+use serde_json::json;
+
+fn ip(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip -n {ns} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Cluster {
+    /// Holds the underlay bridge; dropped (removed) with the cluster.
+    _underlay: TestNs,
+    nodes: Vec<(TestNs, NodeInfo)>,
+    data: tempfile::TempDir,
+}
+
+fn cluster(n: usize) -> Cluster {
+    let underlay = TestNs::new("ul").unwrap();
+    ip(underlay.name(), &["link", "add", "ul0", "type", "bridge"]);
+    ip(underlay.name(), &["link", "set", "ul0", "up"]);
+    let mut nodes = Vec::new();
+    for i in 1..=n {
+        let ns = TestNs::new("nd").unwrap();
+        let port = format!("ul-n{i}");
+        ip(
+            underlay.name(),
+            &[
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns.name(),
+            ],
+        );
+        ip(
+            underlay.name(),
+            &["link", "set", &port, "master", "ul0", "up"],
+        );
+        let addr = format!("192.168.77.{i}");
+        ip(
+            ns.name(),
+            &["addr", "add", &format!("{addr}/24"), "dev", "eth0"],
+        );
+        ip(ns.name(), &["link", "set", "eth0", "up"]);
+        let info = NodeInfo {
+            name: format!("node-{i}"),
+            address: Some(addr.parse().unwrap()),
+            pod_cidrs: vec![format!("10.244.{i}.0/24").parse().unwrap()],
+        };
+        nodes.push((ns, info));
+    }
+    Cluster {
+        _underlay: underlay,
+        nodes,
+        data: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Cluster {
+    fn add_pod(&self, node: usize) -> (TestNs, String) {
+        let (ns, info) = &self.nodes[node];
+        let conf = json!({"cniVersion": "1.1.0", "name": "hostgw", "type": "podnet-cni", "mode": "bridge",
+            "ipam": {"type": "podnet-ipam", "ranges": [[{"subnet": info.pod_cidrs[0]}]],
+                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": self.data.path().join(&info.name)}});
+        let pod = TestNs::new("p").unwrap();
+        let r = invoke(
+            Path::new(PLUGIN),
+            ns.ns(),
+            &Call::attachment("ADD", "c", &pod.path()),
+            &serde_json::to_vec(&conf).unwrap(),
+        )
+        .unwrap();
+        assert!(r.ok(), "{}", r.stdout);
+        let addr = result_ips(&r.json)[0].clone();
+        (pod, addr)
+    }
+
+    fn reconcile(&self, node: usize, infos: &[NodeInfo]) -> podnet_routing::Plan {
+        let (ns, info) = &self.nodes[node];
+        let mut nl = Netlink::in_ns(ns.ns()).unwrap();
+        reconcile(&mut nl, &desired_routes(&info.name, infos)).unwrap()
+    }
+
+    fn infos(&self) -> Vec<NodeInfo> {
+        self.nodes.iter().map(|(_, i)| i.clone()).collect()
+    }
+}
+
+#[test]
+fn host_gw_routes_pods_across_nodes() {
+    let c = cluster(3);
+    let pods: Vec<_> = (0..3).map(|i| c.add_pod(i)).collect();
+    assert!(!ping(pods[0].0.name(), &pods[1].1), "no route yet");
+    let infos = c.infos();
+    for i in 0..3 {
+        assert_eq!(c.reconcile(i, &infos).added.len(), 2, "node {i}");
+    }
+    for (from, (pod, _)) in pods.iter().enumerate() {
+        for (to, (_, addr)) in pods.iter().enumerate() {
+            if from != to {
+                assert!(
+                    ping(pod.name(), addr),
+                    "pod on node {from} -> pod on node {to} ({addr})"
+                );
+            }
+        }
+    }
+    // Nothing changed: nothing written.
+    for i in 0..3 {
+        assert_eq!(c.reconcile(i, &infos).operations(), 0);
+    }
+    // A foreign route in the same table is never touched.
+    let foreign = c.nodes[0].0.name();
+    ip(
+        foreign,
+        &[
+            "route",
+            "add",
+            "10.99.0.0/16",
+            "via",
+            "192.168.77.3",
+            "proto",
+            "static",
+        ],
+    );
+    // node-3 leaves: node-1 drops its route (and only that).
+    let plan = c.reconcile(0, &infos[..2]);
+    assert_eq!(plan.removed.len(), 1);
+    assert_eq!(plan.removed[0].dst, infos[2].pod_cidrs[0]);
+    assert!(plan.added.is_empty());
+    assert!(!ping(pods[0].0.name(), &pods[2].1));
+    assert!(ping(pods[0].0.name(), &pods[1].1));
+    let routes = ip_json(foreign, &["route", "show", "10.99.0.0/16"]);
+    assert_eq!(routes.as_array().unwrap().len(), 1, "foreign route kept");
+    // node-2 moves to another address: its route is replaced, not duplicated.
+    let mut moved = infos.clone();
+    moved[1].address = Some("192.168.77.3".parse().unwrap());
+    let plan = c.reconcile(0, &moved);
+    assert_eq!(
+        plan.added.len(),
+        2,
+        "node-3 back and node-2 replaced: {plan:?}"
+    );
+    let r = ip_json(
+        foreign,
+        &["route", "show", &infos[1].pod_cidrs[0].to_string()],
+    );
+    assert_eq!(r.as_array().unwrap().len(), 1);
+    assert_eq!(r[0]["gateway"], "192.168.77.3");
+}
