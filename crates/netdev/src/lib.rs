@@ -8,6 +8,7 @@
 mod addr;
 mod error;
 mod link;
+mod neigh;
 mod nl;
 mod ns;
 mod route;
@@ -16,6 +17,7 @@ pub mod testing;
 
 pub use error::NetdevError;
 pub use link::{format_mac, BridgeSpec, Link, PortConfig, VethSpec};
+pub use neigh::{Neighbour, VxlanSpec};
 pub use nl::Netlink;
 pub use ns::{NetNs, NsGuard};
 pub use route::{RouteSpec, PODNET_ROUTE_PROTO};

@@ -12,6 +12,8 @@ pub struct NodeInfo {
     pub address: Option<IpAddr>,
     /// `spec.podCIDRs`.
     pub pod_cidrs: Vec<IpNet>,
+    /// Its published VTEP MAC (else derived from its name).
+    pub vtep_mac: Option<[u8; 6]>,
 }
 
 /// The host-gw routes node `me` needs: every other node's pod CIDRs via that node's address
@@ -43,6 +45,7 @@ mod tests {
             name: name.into(),
             address: addr.map(|a| a.parse().unwrap()),
             pod_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            vtep_mac: None,
         }
     }
 

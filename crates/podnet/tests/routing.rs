@@ -1,4 +1,4 @@
-//! host-gw routing across three node namespaces on one underlay bridge, with pods wired by the
+//! host-gw and VXLAN routing across three node namespaces on one underlay bridge, with pods wired by the
 //! real podnet-cni: pods reach pods on other nodes; a second reconcile writes nothing; a node
 //! removed loses its route; foreign routes are untouched.
 #![allow(clippy::unwrap_used)]
@@ -12,7 +12,7 @@ use common::*;
 use podnet::cni_exec::{invoke, Call};
 use podnet_netdev::testing::TestNs;
 use podnet_netdev::Netlink;
-use podnet_routing::{desired_routes, reconcile, NodeInfo};
+use podnet_routing::{desired_routes, reconcile, reconcile_vxlan, NodeInfo, VxlanConfig};
 use serde_json::json;
 
 fn ip(ns: &str, args: &[&str]) {
@@ -72,6 +72,7 @@ fn cluster(n: usize) -> Cluster {
             name: format!("node-{i}"),
             address: Some(addr.parse().unwrap()),
             pod_cidrs: vec![format!("10.244.{i}.0/24").parse().unwrap()],
+            vtep_mac: None,
         };
         nodes.push((ns, info));
     }
@@ -105,6 +106,12 @@ impl Cluster {
         let (ns, info) = &self.nodes[node];
         let mut nl = Netlink::in_ns(ns.ns()).unwrap();
         reconcile(&mut nl, &desired_routes(&info.name, infos)).unwrap()
+    }
+
+    fn reconcile_vxlan(&self, node: usize, infos: &[NodeInfo]) -> podnet_routing::VxlanPlan {
+        let (ns, info) = &self.nodes[node];
+        let mut nl = Netlink::in_ns(ns.ns()).unwrap();
+        reconcile_vxlan(&mut nl, &VxlanConfig::default(), info, infos).unwrap()
     }
 
     fn infos(&self) -> Vec<NodeInfo> {
@@ -173,4 +180,65 @@ fn host_gw_routes_pods_across_nodes() {
     );
     assert_eq!(r.as_array().unwrap().len(), 1);
     assert_eq!(r[0]["gateway"], "192.168.77.3");
+}
+
+#[test]
+fn vxlan_routes_pods_across_nodes() {
+    let c = cluster(3);
+    let pods: Vec<_> = (0..3).map(|i| c.add_pod(i)).collect();
+    let infos = c.infos();
+    for i in 0..3 {
+        let plan = c.reconcile_vxlan(i, &infos);
+        assert_eq!(plan.routes.added.len(), 2, "node {i}: {plan:?}");
+    }
+    let vx = &ip_json(c.nodes[0].0.name(), &["link", "show", "podnet.vxlan"])[0];
+    assert_eq!(vx["linkinfo"]["info_data"]["id"], 1);
+    assert_eq!(vx["mtu"], 1450, "underlay MTU minus the VXLAN overhead");
+    assert_eq!(
+        vx["address"],
+        podnet_netdev::format_mac(&podnet_routing::vtep_mac(&infos[0]))
+    );
+    let fdb = Command::new("bridge")
+        .args([
+            "-n",
+            c.nodes[0].0.name(),
+            "-j",
+            "fdb",
+            "show",
+            "dev",
+            "podnet.vxlan",
+        ])
+        .output()
+        .unwrap();
+    let fdb: serde_json::Value = serde_json::from_slice(&fdb.stdout).unwrap();
+    assert!(
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["dst"] == "192.168.77.2"),
+        "{fdb}"
+    );
+    for (from, (pod, _)) in pods.iter().enumerate() {
+        for (to, (_, addr)) in pods.iter().enumerate() {
+            if from != to {
+                assert!(
+                    ping(pod.name(), addr),
+                    "pod on node {from} -> pod on node {to} ({addr})"
+                );
+            }
+        }
+    }
+    for i in 0..3 {
+        assert_eq!(
+            c.reconcile_vxlan(i, &infos).operations(),
+            0,
+            "restart with nothing changed writes nothing"
+        );
+    }
+    // node-3 leaves: its neighbour, FDB entry and route go.
+    let plan = c.reconcile_vxlan(0, &infos[..2]);
+    assert_eq!(plan.routes.removed.len(), 1);
+    assert_eq!(plan.entries, 2, "one neighbour and one FDB entry removed");
+    assert!(!ping(pods[0].0.name(), &pods[2].1));
+    assert!(ping(pods[0].0.name(), &pods[1].1));
 }
