@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -35,15 +35,7 @@ impl Netlink {
         msg.attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
         let op = format!("add address {addr} to link #{index}");
-        match self.change(
-            &op,
-            RouteNetlinkMessage::NewAddress(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_exists() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.create(&op, RouteNetlinkMessage::NewAddress(msg))
     }
 
     /// Replaces (or adds) an address.
@@ -63,11 +55,7 @@ impl Netlink {
     pub fn delete_address(&mut self, index: u32, addr: &IpNet) -> Result<bool> {
         let msg = address_message(index, addr);
         let op = format!("delete address {addr} from link #{index}");
-        match self.change(&op, RouteNetlinkMessage::DelAddress(msg), 0) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.remove(&op, RouteNetlinkMessage::DelAddress(msg))
     }
 
     /// The addresses of a link (or of every link when `index` is 0), with prefix length.

@@ -218,15 +218,7 @@ impl Netlink {
                 InfoKind::Bridge,
             )]));
         let op = format!("create bridge {}", spec.name);
-        match self.change(
-            &op,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_exists() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.create(&op, RouteNetlinkMessage::NewLink(msg))
     }
 
     /// Sets `IFF_UP` (and `IFF_PROMISC` when asked) on a link.
@@ -288,15 +280,10 @@ impl Netlink {
     pub fn delete_link_by_name(&mut self, name: &str) -> Result<bool> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.change(
+        self.remove(
             &format!("delete link {name}"),
             RouteNetlinkMessage::DelLink(msg),
-            0,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        )
     }
 
     /// Looks a link up by name and fails when it is missing.

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -135,15 +135,7 @@ impl Netlink {
             LinkInfo::Data(InfoData::Vxlan(data)),
         ]));
         let op = format!("create vxlan {}", spec.name);
-        match self.change(
-            &op,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_exists() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.create(&op, RouteNetlinkMessage::NewLink(msg))
     }
 
     /// Adds or replaces a permanent neighbour or FDB entry.
@@ -156,11 +148,7 @@ impl Netlink {
     /// Deletes a neighbour or FDB entry; `Ok(false)` when it was not there.
     pub fn delete_neighbour(&mut self, n: &Neighbour) -> Result<bool> {
         let op = format!("delete neighbour {} on link #{}", n.ip, n.ifindex);
-        match self.change(&op, RouteNetlinkMessage::DelNeighbour(n.to_message()), 0) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.remove(&op, RouteNetlinkMessage::DelNeighbour(n.to_message()))
     }
 
     /// The permanent neighbours (`fdb` false) or FDB entries (`fdb` true) of link `ifindex`.

@@ -1,7 +1,8 @@
 use std::io;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -41,6 +42,24 @@ impl Netlink {
     pub(crate) fn change(&mut self, op: &str, msg: RouteNetlinkMessage, flags: u16) -> Result<()> {
         self.exchange(op, msg, NLM_F_REQUEST | NLM_F_ACK | flags)
             .map(|_| ())
+    }
+
+    /// Creates an object (`NLM_F_CREATE | NLM_F_EXCL`); `Ok(false)` when it already existed.
+    pub(crate) fn create(&mut self, op: &str, msg: RouteNetlinkMessage) -> Result<bool> {
+        match self.change(op, msg, NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_exists() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes an object; `Ok(false)` when it was not there.
+    pub(crate) fn remove(&mut self, op: &str, msg: RouteNetlinkMessage) -> Result<bool> {
+        match self.change(op, msg, 0) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends a dump request and collects every answer.

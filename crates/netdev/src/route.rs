@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
     RouteProtocol, RouteScope, RouteType,
@@ -179,11 +179,7 @@ impl Netlink {
     pub fn add_route(&mut self, route: &RouteSpec) -> Result<bool> {
         let op = format!("add route {} via {:?}", route.dst, route.gw);
         let msg = RouteNetlinkMessage::NewRoute(route.to_message());
-        match self.change(&op, msg, NLM_F_CREATE | NLM_F_EXCL) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_exists() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.create(&op, msg)
     }
 
     /// Adds or replaces a route.
@@ -197,11 +193,7 @@ impl Netlink {
     pub fn delete_route(&mut self, route: &RouteSpec) -> Result<bool> {
         let op = format!("delete route {}", route.dst);
         let msg = RouteNetlinkMessage::DelRoute(route.to_message());
-        match self.change(&op, msg, 0) {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.remove(&op, msg)
     }
 
     /// Every unicast route of both families in every table.

@@ -139,13 +139,11 @@ impl Config {
     /// Parses stdin. Bad JSON is code 6, unknown fields code 2, bad values code 7,
     /// an unsupported version code 1.
     pub fn parse(stdin: &[u8]) -> Result<Config, CniError> {
-        let raw: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::new(
-                codes::DECODE,
-                "cannot decode network configuration",
-                e.to_string(),
-            )
-        })?;
+        Config::from_value(decode(stdin)?)
+    }
+
+    /// Parses an already decoded configuration (see [`Config::parse`]).
+    pub fn from_value(raw: Value) -> Result<Config, CniError> {
         let version = parse_version_field(&raw)?;
         let net: NetConf = serde_json::from_value(raw.clone()).map_err(field_error)?;
         if net.name.is_empty()
@@ -205,6 +203,23 @@ impl Config {
         v.extend(self.net.attachments.clone().unwrap_or_default());
         v
     }
+}
+
+/// Decodes stdin as JSON: code 6 when it is not.
+pub fn decode(stdin: &[u8]) -> Result<Value, CniError> {
+    serde_json::from_slice(stdin).map_err(|e| {
+        CniError::new(
+            codes::DECODE,
+            "cannot decode network configuration",
+            e.to_string(),
+        )
+    })
+}
+
+/// The version to answer in: the configuration's when podnet speaks it, else the newest.
+pub fn answer_version(raw: Option<&Value>) -> Version {
+    raw.and_then(|v| parse_version_field(v).ok())
+        .unwrap_or(Version::V1_1_0)
 }
 
 fn field_error(e: serde_json::Error) -> CniError {

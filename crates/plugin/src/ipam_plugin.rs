@@ -6,13 +6,13 @@
 use std::net::IpAddr;
 
 use podnet_cni_spec::{
-    codes, parse_version_field, version_reply, CniError, CniResult, Command, Env, Version,
+    codes, parse_version_field, version_reply, CniError, CniResult, Command, Env,
 };
 use podnet_ipam::{AttachmentKey, IpamConfig, RangeSet, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Attachment;
+use crate::config::{answer_version, decode, Attachment};
 use crate::ipam::{allocate_local, ipam_error, parse_ips};
 use crate::Outcome;
 
@@ -42,11 +42,9 @@ struct Runtime {
 
 /// Runs the IPAM plugin.
 pub fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
-    let version = serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| parse_version_field(&v).ok())
-        .unwrap_or(Version::V1_1_0);
-    match dispatch(get, stdin) {
+    let raw = decode(stdin);
+    let version = answer_version(raw.as_ref().ok());
+    match dispatch(get, raw) {
         Ok(out) => Outcome {
             stdout: out,
             failed: false,
@@ -55,15 +53,12 @@ pub fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
     }
 }
 
-fn dispatch(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<String, CniError> {
+fn dispatch(
+    get: impl Fn(&str) -> Option<String>,
+    raw: Result<Value, CniError>,
+) -> Result<String, CniError> {
     let env = Env::from_vars(get)?;
-    let raw: Value = serde_json::from_slice(stdin).map_err(|e| {
-        CniError::new(
-            codes::DECODE,
-            "cannot decode network configuration",
-            e.to_string(),
-        )
-    })?;
+    let raw = raw?;
     if env.command == Command::Version {
         return Ok(version_reply(raw.get("cniVersion").and_then(Value::as_str)).to_string());
     }

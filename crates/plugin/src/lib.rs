@@ -15,7 +15,7 @@ pub mod masq;
 pub mod names;
 mod wire;
 
-use podnet_cni_spec::{codes, version_reply, CniError, Command, Env, Version};
+use podnet_cni_spec::{codes, version_reply, CniError, Command, Env};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -51,37 +51,28 @@ impl Outcome {
 
 /// Runs podnet-cni with the environment `get` and the configuration on `stdin`.
 pub fn run(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Outcome {
-    let answer_version = requested_version(stdin);
-    match dispatch(get, stdin) {
+    let raw = config::decode(stdin);
+    let version = config::answer_version(raw.as_ref().ok());
+    match dispatch(get, raw) {
         Ok(out) => Outcome::ok(out),
-        Err(e) => Outcome::error(&e, &answer_version),
+        Err(e) => Outcome::error(&e, version.as_str()),
     }
 }
 
-/// The version to answer errors in: the config's if it is one we speak, else the newest.
-fn requested_version(stdin: &[u8]) -> String {
-    serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .filter(|v| v.parse::<Version>().is_ok())
-        .unwrap_or_else(|| Version::V1_1_0.to_string())
-}
-
-fn dispatch(get: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<String, CniError> {
+fn dispatch(
+    get: impl Fn(&str) -> Option<String>,
+    raw: Result<Value, CniError>,
+) -> Result<String, CniError> {
     let env = Env::from_vars(get)?;
     if env.command == Command::Version {
-        let v: Option<String> = serde_json::from_slice::<Value>(stdin).ok().and_then(|v| {
-            v.get("cniVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
-        return Ok(version_reply(v.as_deref()).to_string());
+        let asked = raw
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("cniVersion"))
+            .and_then(Value::as_str);
+        return Ok(version_reply(asked).to_string());
     }
-    let cfg = Config::parse(stdin)?;
+    let cfg = Config::from_value(raw?)?;
     require_version(&cfg, env.command)?;
     match env.command {
         Command::Add => add::add(&cfg, &env).map(|r| r.to_value(cfg.version).to_string()),

@@ -220,37 +220,14 @@ fn check_finds_what_is_missing() {
     let (pod, r) = node.add("c1");
     assert!(node.check("c1", &pod.path(), &r).ok());
     // Address removed from the pod.
-    std::process::Command::new("ip")
-        .args([
-            "-n",
-            pod.name(),
-            "addr",
-            "del",
-            "10.244.1.2/24",
-            "dev",
-            "eth0",
-        ])
-        .status()
-        .unwrap();
+    ip(pod.name(), &["addr", "del", "10.244.1.2/24", "dev", "eth0"]);
     assert_eq!(error_code(&node.check("c1", &pod.path(), &r)), 104);
-    std::process::Command::new("ip")
-        .args([
-            "-n",
-            pod.name(),
-            "addr",
-            "add",
-            "10.244.1.2/24",
-            "dev",
-            "eth0",
-        ])
-        .status()
-        .unwrap();
+    ip(pod.name(), &["addr", "add", "10.244.1.2/24", "dev", "eth0"]);
     // Removing the address took the default route with it: still failing.
     assert_eq!(error_code(&node.check("c1", &pod.path(), &r)), 104);
-    std::process::Command::new("ip")
-        .args([
-            "-n",
-            pod.name(),
+    ip(
+        pod.name(),
+        &[
             "route",
             "add",
             "default",
@@ -258,20 +235,15 @@ fn check_finds_what_is_missing() {
             "10.244.1.1",
             "proto",
             "122",
-        ])
-        .status()
-        .unwrap();
+        ],
+    );
     assert!(node.check("c1", &pod.path(), &r).ok());
     // A route removed.
-    std::process::Command::new("ip")
-        .args(["-n", pod.name(), "route", "del", "default"])
-        .status()
-        .unwrap();
+    ip(pod.name(), &["route", "del", "default"]);
     assert_eq!(error_code(&node.check("c1", &pod.path(), &r)), 104);
-    std::process::Command::new("ip")
-        .args([
-            "-n",
-            pod.name(),
+    ip(
+        pod.name(),
+        &[
             "route",
             "add",
             "default",
@@ -279,35 +251,23 @@ fn check_finds_what_is_missing() {
             "10.244.1.1",
             "proto",
             "122",
-        ])
-        .status()
-        .unwrap();
+        ],
+    );
     assert!(node.check("c1", &pod.path(), &r).ok());
     // The reservation released behind its back.
     let mut other = r.clone();
     other["ips"][0]["address"] = json!("10.244.1.99/24");
-    std::process::Command::new("ip")
-        .args([
-            "-n",
-            pod.name(),
-            "addr",
-            "add",
-            "10.244.1.99/24",
-            "dev",
-            "eth0",
-        ])
-        .status()
-        .unwrap();
+    ip(
+        pod.name(),
+        &["addr", "add", "10.244.1.99/24", "dev", "eth0"],
+    );
     assert_eq!(
         error_code(&node.check("c1", &pod.path(), &other)),
         104,
         "IPAM holds .2, not .99"
     );
     // The interface gone.
-    std::process::Command::new("ip")
-        .args(["-n", pod.name(), "link", "del", "eth0"])
-        .status()
-        .unwrap();
+    ip(pod.name(), &["link", "del", "eth0"]);
     assert_eq!(error_code(&node.check("c1", &pod.path(), &r)), 104);
     assert!(node.call("DEL", "c1", &pod.path()).ok());
 }

@@ -15,19 +15,6 @@ use podnet_netdev::Netlink;
 use podnet_routing::{desired_routes, reconcile, reconcile_vxlan, NodeInfo, VxlanConfig};
 use serde_json::json;
 
-fn ip(ns: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["-n", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip -n {ns} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 struct Cluster {
     /// Holds the underlay bridge; dropped (removed) with the cluster.
     _underlay: TestNs,
@@ -119,15 +106,8 @@ impl Cluster {
     }
 }
 
-#[test]
-fn host_gw_routes_pods_across_nodes() {
-    let c = cluster(3);
-    let pods: Vec<_> = (0..3).map(|i| c.add_pod(i)).collect();
-    assert!(!ping(pods[0].0.name(), &pods[1].1), "no route yet");
-    let infos = c.infos();
-    for i in 0..3 {
-        assert_eq!(c.reconcile(i, &infos).added.len(), 2, "node {i}");
-    }
+/// Every pod pings every pod on the other nodes.
+fn assert_full_mesh(pods: &[(TestNs, String)]) {
     for (from, (pod, _)) in pods.iter().enumerate() {
         for (to, (_, addr)) in pods.iter().enumerate() {
             if from != to {
@@ -138,6 +118,18 @@ fn host_gw_routes_pods_across_nodes() {
             }
         }
     }
+}
+
+#[test]
+fn host_gw_routes_pods_across_nodes() {
+    let c = cluster(3);
+    let pods: Vec<_> = (0..3).map(|i| c.add_pod(i)).collect();
+    assert!(!ping(pods[0].0.name(), &pods[1].1), "no route yet");
+    let infos = c.infos();
+    for i in 0..3 {
+        assert_eq!(c.reconcile(i, &infos).added.len(), 2, "node {i}");
+    }
+    assert_full_mesh(&pods);
     // Nothing changed: nothing written.
     for i in 0..3 {
         assert_eq!(c.reconcile(i, &infos).operations(), 0);
@@ -218,16 +210,7 @@ fn vxlan_routes_pods_across_nodes() {
             .any(|e| e["dst"] == "192.168.77.2"),
         "{fdb}"
     );
-    for (from, (pod, _)) in pods.iter().enumerate() {
-        for (to, (_, addr)) in pods.iter().enumerate() {
-            if from != to {
-                assert!(
-                    ping(pod.name(), addr),
-                    "pod on node {from} -> pod on node {to} ({addr})"
-                );
-            }
-        }
-    }
+    assert_full_mesh(&pods);
     for i in 0..3 {
         assert_eq!(
             c.reconcile_vxlan(i, &infos).operations(),

@@ -138,7 +138,7 @@ impl Store {
         let name = key.record_file_name();
         // Atomic against a killed process (rename); not fsynced: a power loss also loses the
         // pods, and GC after the reboot releases whatever the store still holds.
-        write_atomic(&self.attachments, &name, &json, false)
+        write_atomic(&self.attachments, &name, &json)
             .map_err(IpamError::io("writing", self.attachments.join(&name)))?;
         let content = key.ip_file_content();
         for (done, ip) in record.ips.iter().enumerate() {

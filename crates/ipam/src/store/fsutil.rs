@@ -82,9 +82,9 @@ pub(crate) fn create_exclusive(path: &Path, content: &[u8]) -> io::Result<()> {
     written
 }
 
-/// Replaces `dir/name` with `content` via a temporary file and rename(2);
-/// with `sync`, the data reach the disk before the rename.
-pub(crate) fn write_atomic(dir: &Path, name: &str, content: &[u8], sync: bool) -> io::Result<()> {
+/// Replaces `dir/name` with `content` via a temporary file and rename(2): a reader (or a
+/// later DEL after a kill) sees the old file or the whole new one, never a torn one.
+pub(crate) fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{TMP_PREFIX}{name}"));
     let mut file = OpenOptions::new()
         .write(true)
@@ -94,9 +94,6 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, content: &[u8], sync: bool) -
         .open(&tmp)?;
     fix_mode(&file)?;
     file.write_all(content)?;
-    if sync {
-        file.sync_data()?;
-    }
     drop(file);
     fs::rename(&tmp, dir.join(name))
 }

@@ -100,6 +100,20 @@ pub fn ip_json(ns: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]))
 }
 
+/// Runs `ip -n NS ARGS…` and asserts it succeeded.
+pub fn ip(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip -n {ns} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn ping(ns: &str, addr: &str) -> bool {
     Command::new("ip")
         .args(["netns", "exec", ns, "ping", "-c1", "-W2", addr])
