@@ -241,6 +241,7 @@ impl ViewObject for NetworkPolicy {
 
 /// An object of any of the view's kinds.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived values; boxing buys nothing
 pub enum AnyObject {
     /// A Node.
     Node(Node),

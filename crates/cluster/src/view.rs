@@ -12,6 +12,7 @@ use crate::{Kind, ViewObject};
 
 /// A watcher event of any kind.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived values; boxing buys nothing
 pub enum AnyEvent {
     /// Nodes.
     Node(Event<Node>),
