@@ -23,6 +23,11 @@ struct Cluster {
 }
 
 fn cluster(n: usize) -> Cluster {
+    cluster_with(n, false)
+}
+
+/// `dual`: nodes get an IPv6 pod CIDR too (the underlay stays IPv4).
+fn cluster_with(n: usize, dual: bool) -> Cluster {
     let underlay = TestNs::new("ul").unwrap();
     ip(underlay.name(), &["link", "add", "ul0", "type", "bridge"]);
     ip(underlay.name(), &["link", "set", "ul0", "up"]);
@@ -58,7 +63,10 @@ fn cluster(n: usize) -> Cluster {
         let info = NodeInfo {
             name: format!("node-{i}"),
             address: Some(addr.parse().unwrap()),
-            pod_cidrs: vec![format!("10.244.{i}.0/24").parse().unwrap()],
+            pod_cidrs: std::iter::once(format!("10.244.{i}.0/24"))
+                .chain(dual.then(|| format!("fd00:10:244:{i}::/64")))
+                .map(|c| c.parse().unwrap())
+                .collect(),
             vtep_mac: None,
         };
         nodes.push((ns, info));
@@ -71,11 +79,17 @@ fn cluster(n: usize) -> Cluster {
 }
 
 impl Cluster {
-    fn add_pod(&self, node: usize) -> (TestNs, String) {
+    /// A pod on `node`; its addresses (one per pod CIDR of the node).
+    fn add_pod(&self, node: usize) -> (TestNs, Vec<String>) {
         let (ns, info) = &self.nodes[node];
+        let ranges: Vec<_> = info
+            .pod_cidrs
+            .iter()
+            .map(|c| json!([{"subnet": c}]))
+            .collect();
         let conf = json!({"cniVersion": "1.1.0", "name": "hostgw", "type": "podnet-cni", "mode": "bridge",
-            "ipam": {"type": "podnet-ipam", "ranges": [[{"subnet": info.pod_cidrs[0]}]],
-                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": self.data.path().join(&info.name)}});
+            "ipam": {"type": "podnet-ipam", "ranges": ranges,
+                     "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}], "dataDir": self.data.path().join(&info.name)}});
         let pod = TestNs::new("p").unwrap();
         let r = invoke(
             Path::new(PLUGIN),
@@ -85,8 +99,7 @@ impl Cluster {
         )
         .unwrap();
         assert!(r.ok(), "{}", r.stdout);
-        let addr = result_ips(&r.json)[0].clone();
-        (pod, addr)
+        (pod, result_ips(&r.json))
     }
 
     fn reconcile(&self, node: usize, infos: &[NodeInfo]) -> podnet_routing::Plan {
@@ -106,11 +119,11 @@ impl Cluster {
     }
 }
 
-/// Every pod pings every pod on the other nodes.
-fn assert_full_mesh(pods: &[(TestNs, String)]) {
+/// Every pod pings every address of every pod on the other nodes.
+fn assert_full_mesh(pods: &[(TestNs, Vec<String>)]) {
     for (from, (pod, _)) in pods.iter().enumerate() {
-        for (to, (_, addr)) in pods.iter().enumerate() {
-            if from != to {
+        for (to, (_, addrs)) in pods.iter().enumerate() {
+            for addr in addrs.iter().filter(|_| from != to) {
                 assert!(
                     ping(pod.name(), addr),
                     "pod on node {from} -> pod on node {to} ({addr})"
@@ -124,7 +137,7 @@ fn assert_full_mesh(pods: &[(TestNs, String)]) {
 fn host_gw_routes_pods_across_nodes() {
     let c = cluster(3);
     let pods: Vec<_> = (0..3).map(|i| c.add_pod(i)).collect();
-    assert!(!ping(pods[0].0.name(), &pods[1].1), "no route yet");
+    assert!(!ping(pods[0].0.name(), &pods[1].1[0]), "no route yet");
     let infos = c.infos();
     for i in 0..3 {
         assert_eq!(c.reconcile(i, &infos).added.len(), 2, "node {i}");
@@ -153,8 +166,8 @@ fn host_gw_routes_pods_across_nodes() {
     assert_eq!(plan.removed.len(), 1);
     assert_eq!(plan.removed[0].dst, infos[2].pod_cidrs[0]);
     assert!(plan.added.is_empty());
-    assert!(!ping(pods[0].0.name(), &pods[2].1));
-    assert!(ping(pods[0].0.name(), &pods[1].1));
+    assert!(!ping(pods[0].0.name(), &pods[2].1[0]));
+    assert!(ping(pods[0].0.name(), &pods[1].1[0]));
     let routes = ip_json(foreign, &["route", "show", "10.99.0.0/16"]);
     assert_eq!(routes.as_array().unwrap().len(), 1, "foreign route kept");
     // node-2 moves to another address: its route is replaced, not duplicated.
@@ -175,13 +188,14 @@ fn host_gw_routes_pods_across_nodes() {
 }
 
 #[test]
-fn vxlan_routes_pods_across_nodes() {
-    let c = cluster(3);
+fn vxlan_routes_dual_stack_pods_across_nodes() {
+    let c = cluster_with(3, true);
     let pods: Vec<_> = (0..3).map(|i| c.add_pod(i)).collect();
+    assert_eq!(pods[0].1.len(), 2, "dual-stack pod");
     let infos = c.infos();
     for i in 0..3 {
         let plan = c.reconcile_vxlan(i, &infos);
-        assert_eq!(plan.routes.added.len(), 2, "node {i}: {plan:?}");
+        assert_eq!(plan.routes.added.len(), 4, "node {i}: {plan:?}");
     }
     let vx = &ip_json(c.nodes[0].0.name(), &["link", "show", "podnet.vxlan"])[0];
     assert_eq!(vx["linkinfo"]["info_data"]["id"], 1);
@@ -220,8 +234,12 @@ fn vxlan_routes_pods_across_nodes() {
     }
     // node-3 leaves: its neighbour, FDB entry and route go.
     let plan = c.reconcile_vxlan(0, &infos[..2]);
-    assert_eq!(plan.routes.removed.len(), 1);
-    assert_eq!(plan.entries, 2, "one neighbour and one FDB entry removed");
-    assert!(!ping(pods[0].0.name(), &pods[2].1));
-    assert!(ping(pods[0].0.name(), &pods[1].1));
+    assert_eq!(plan.routes.removed.len(), 2, "its IPv4 and IPv6 routes");
+    assert_eq!(
+        plan.entries, 3,
+        "two neighbours (one per family) and one FDB entry removed"
+    );
+    assert!(!ping(pods[0].0.name(), &pods[2].1[0]));
+    assert!(!ping(pods[0].0.name(), &pods[2].1[1]));
+    assert!(ping(pods[0].0.name(), &pods[1].1[0]));
 }

@@ -1,7 +1,8 @@
 //! VXLAN routing (Flannel's layout): one VXLAN device per node holding the network address
 //! of its own pod CIDR as a /32; per remote node a permanent neighbour (remote VTEP IP →
 //! remote VTEP MAC), an FDB entry (remote VTEP MAC → remote underlay address) and an on-link
-//! route (remote pod CIDR via remote VTEP IP).
+//! route (remote pod CIDR via remote VTEP IP). IPv6 pod CIDRs ride the same IPv4 underlay:
+//! their network address is a second VTEP address with the same MAC.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -52,11 +53,18 @@ pub fn vtep_mac(node: &NodeInfo) -> [u8; 6] {
     [0x02 | (b[0] & 0xfc), b[1], b[2], b[3], b[4], b[5]]
 }
 
-fn v4_cidr(node: &NodeInfo) -> Option<ipnet::Ipv4Net> {
-    node.pod_cidrs.iter().find_map(|c| match c {
-        IpNet::V4(v4) => Some(v4.trunc()),
-        IpNet::V6(_) => None,
-    })
+/// The node's pod CIDRs, both families, normalised to their network.
+fn cidrs(node: &NodeInfo) -> Vec<IpNet> {
+    let mut c: Vec<IpNet> = node.pod_cidrs.iter().map(|c| c.trunc()).collect();
+    c.sort();
+    c.dedup();
+    c
+}
+
+/// The host address of a pod CIDR's network (`10.244.1.0/32`, `fd00:10:244:1::/128`): the
+/// next hop remote nodes use for it.
+fn gateway_net(c: &IpNet) -> IpNet {
+    IpNet::from(c.network())
 }
 
 fn v4_address(node: &NodeInfo) -> Option<Ipv4Addr> {
@@ -90,22 +98,29 @@ pub fn reconcile_vxlan(
     nodes: &[NodeInfo],
 ) -> Result<VxlanPlan, RoutingError> {
     let mut plan = VxlanPlan::default();
-    let (Some(local), Some(own)) = (v4_address(me), v4_cidr(me)) else {
+    let own = cidrs(me);
+    let Some(local) = v4_address(me) else {
         return Ok(plan);
     };
-    let ifindex = ensure_device(nl, cfg, me, local, own, &mut plan)?;
-    let remotes: Vec<(&NodeInfo, Ipv4Addr, ipnet::Ipv4Net)> = nodes
+    if own.is_empty() {
+        return Ok(plan);
+    }
+    let ifindex = ensure_device(nl, cfg, me, local, &own, &mut plan)?;
+    let remotes: Vec<(&NodeInfo, Ipv4Addr, Vec<IpNet>)> = nodes
         .iter()
         .filter(|n| n.name != me.name)
-        .filter_map(|n| Some((n, v4_address(n)?, v4_cidr(n)?)))
+        .filter_map(|n| Some((n, v4_address(n)?, cidrs(n))))
+        .filter(|(_, _, c)| !c.is_empty())
         .collect();
     let neigh: Vec<Neighbour> = remotes
         .iter()
-        .map(|(n, _, c)| Neighbour {
-            ifindex,
-            ip: IpAddr::V4(c.network()),
-            mac: vtep_mac(n),
-            fdb: false,
+        .flat_map(|(n, _, cs)| {
+            cs.iter().map(|c| Neighbour {
+                ifindex,
+                ip: c.network(),
+                mac: vtep_mac(n),
+                fdb: false,
+            })
         })
         .collect();
     let fdb: Vec<Neighbour> = remotes
@@ -121,8 +136,9 @@ pub fn reconcile_vxlan(
     plan.entries += sync_entries(nl, ifindex, true, &fdb)?;
     let mut routes: Vec<RouteSpec> = remotes
         .iter()
-        .map(|(_, _, c)| {
-            let mut r = RouteSpec::new(IpNet::V4(*c), Some(IpAddr::V4(c.network())), Some(ifindex));
+        .flat_map(|(_, _, cs)| cs.iter())
+        .map(|c| {
+            let mut r = RouteSpec::new(*c, Some(c.network()), Some(ifindex));
             r.onlink = true;
             r
         })
@@ -137,7 +153,7 @@ fn ensure_device(
     cfg: &VxlanConfig,
     me: &NodeInfo,
     local: Ipv4Addr,
-    own: ipnet::Ipv4Net,
+    own: &[IpNet],
     plan: &mut VxlanPlan,
 ) -> Result<u32, RoutingError> {
     let spec = VxlanSpec {
@@ -157,8 +173,10 @@ fn ensure_device(
             nl.require_link(&cfg.device)?
         }
     };
-    if nl.add_address(dev.index, &IpNet::V4(ipnet::Ipv4Net::from(own.network())))? {
-        plan.entries += 1;
+    for c in own {
+        if nl.add_address(dev.index, &gateway_net(c))? {
+            plan.entries += 1;
+        }
     }
     Ok(dev.index)
 }
