@@ -8,7 +8,7 @@
 pub mod kube_source;
 pub mod manifests;
 mod object;
-mod view;
+pub mod view;
 
 pub use object::{AnyObject, Kind, ViewObject};
 pub use view::{AnyEvent, ClusterView, KindWriter, ViewWriter};

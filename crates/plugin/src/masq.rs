@@ -3,9 +3,7 @@
 //! One nftables table per network (`inet podnet-masq-<hash>`), holding fixed rules over sets;
 //! ADD and DEL only add or remove set elements, each in one atomic `nft -f` transaction.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
 use podnet_cni_spec::CniError;
@@ -69,44 +67,7 @@ pub fn del(network: &str, addrs: &[IpAddr]) -> Result<(), CniError> {
     run(&script)
 }
 
-/// `nft` from PATH, else from the usual sbin directories (runtimes may pass a thin PATH).
-fn nft_binary() -> std::path::PathBuf {
-    let in_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nft"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    in_path
-        .into_iter()
-        .chain(["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].map(std::path::PathBuf::from))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| "nft".into())
-}
-
 fn run(script: &str) -> Result<(), CniError> {
-    let fail = |what: &str, e: String| CniError::new(NFT_FAILED, format!("nft: {what}"), e);
-    let mut child = Command::new(nft_binary())
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail("cannot start", e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| fail("cannot write", e.to_string()))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail("cannot wait", e.to_string()))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(fail(
-        "transaction refused",
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    podnet_nft::apply(script)
+        .map_err(|e| CniError::new(NFT_FAILED, "nft transaction failed", e.to_string()))
 }

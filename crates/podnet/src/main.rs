@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod agent;
+
 #[derive(Parser)]
 #[command(name = "podnet", version, about = "Kubernetes pod networking")]
 struct Cli {
@@ -12,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The node agent: routes to other nodes' pods, masquerade, the node's CNI config.
+    Agent(Box<agent::AgentArgs>),
     /// The CNI plugin's demo: pods in namespaces wired by podnet-cni, pinging each other.
     CniDemo {
         /// `bridge` or `ptp`.
@@ -25,6 +29,7 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Cmd::Agent(args) => agent::run(*args),
         Cmd::CniDemo { mode, pods } => podnet::demo::run(&podnet::demo::Options { mode, pods }),
     }
 }

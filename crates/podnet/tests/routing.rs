@@ -62,7 +62,7 @@ fn cluster_with(n: usize, dual: bool) -> Cluster {
         ip(ns.name(), &["link", "set", "eth0", "up"]);
         let info = NodeInfo {
             name: format!("node-{i}"),
-            address: Some(addr.parse().unwrap()),
+            addresses: vec![addr.parse().unwrap()],
             pod_cidrs: std::iter::once(format!("10.244.{i}.0/24"))
                 .chain(dual.then(|| format!("fd00:10:244:{i}::/64")))
                 .map(|c| c.parse().unwrap())
@@ -172,7 +172,7 @@ fn host_gw_routes_pods_across_nodes() {
     assert_eq!(routes.as_array().unwrap().len(), 1, "foreign route kept");
     // node-2 moves to another address: its route is replaced, not duplicated.
     let mut moved = infos.clone();
-    moved[1].address = Some("192.168.77.3".parse().unwrap());
+    moved[1].addresses = vec!["192.168.77.3".parse().unwrap()];
     let plan = c.reconcile(0, &moved);
     assert_eq!(
         plan.added.len(),

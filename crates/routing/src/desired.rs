@@ -8,12 +8,19 @@ use podnet_netdev::RouteSpec;
 pub struct NodeInfo {
     /// `metadata.name`.
     pub name: String,
-    /// Its address (InternalIP, else ExternalIP).
-    pub address: Option<IpAddr>,
+    /// Its addresses, preferred first (InternalIPs, then ExternalIPs).
+    pub addresses: Vec<IpAddr>,
     /// `spec.podCIDRs`.
     pub pod_cidrs: Vec<IpNet>,
     /// Its published VTEP MAC (else derived from its name).
     pub vtep_mac: Option<[u8; 6]>,
+}
+
+impl NodeInfo {
+    /// Its preferred address of one family.
+    pub fn address(&self, ipv4: bool) -> Option<IpAddr> {
+        self.addresses.iter().copied().find(|a| a.is_ipv4() == ipv4)
+    }
 }
 
 /// The host-gw routes node `me` needs: every other node's pod CIDRs via that node's address
@@ -22,12 +29,11 @@ pub fn desired_routes(me: &str, nodes: &[NodeInfo]) -> Vec<RouteSpec> {
     let mut routes: Vec<RouteSpec> = nodes
         .iter()
         .filter(|n| n.name != me)
-        .filter_map(|n| n.address.map(|a| (n, a)))
-        .flat_map(|(n, addr)| {
-            n.pod_cidrs
-                .iter()
-                .filter(move |c| c.addr().is_ipv4() == addr.is_ipv4())
-                .map(move |c| RouteSpec::new(*c, Some(addr), None))
+        .flat_map(|n| {
+            n.pod_cidrs.iter().filter_map(move |c| {
+                let gw = n.address(c.addr().is_ipv4())?;
+                Some(RouteSpec::new(c.trunc(), Some(gw), None))
+            })
         })
         .collect();
     routes.sort_by_key(|r| (r.dst, r.gw));
@@ -43,7 +49,7 @@ mod tests {
     fn node(name: &str, addr: Option<&str>, cidrs: &[&str]) -> NodeInfo {
         NodeInfo {
             name: name.into(),
-            address: addr.map(|a| a.parse().unwrap()),
+            addresses: addr.map(|a| a.parse().unwrap()).into_iter().collect(),
             pod_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
             vtep_mac: None,
         }

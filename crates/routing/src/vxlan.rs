@@ -68,7 +68,7 @@ fn gateway_net(c: &IpNet) -> IpNet {
 }
 
 fn v4_address(node: &NodeInfo) -> Option<Ipv4Addr> {
-    match node.address {
+    match node.address(true) {
         Some(IpAddr::V4(a)) => Some(a),
         _ => None,
     }
