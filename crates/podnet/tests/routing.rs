@@ -16,9 +16,9 @@ use podnet_routing::{desired_routes, reconcile, reconcile_vxlan, NodeInfo, Vxlan
 use serde_json::json;
 
 struct Cluster {
-    /// Holds the underlay bridge; dropped (removed) with the cluster.
-    _underlay: TestNs,
-    nodes: Vec<(TestNs, NodeInfo)>,
+    /// The underlay and node namespaces, removed on drop.
+    underlay: Underlay,
+    nodes: Vec<NodeInfo>,
     data: tempfile::TempDir,
 }
 
@@ -28,51 +28,20 @@ fn cluster(n: usize) -> Cluster {
 
 /// `dual`: nodes get an IPv6 pod CIDR too (the underlay stays IPv4).
 fn cluster_with(n: usize, dual: bool) -> Cluster {
-    let underlay = TestNs::new("ul").unwrap();
-    ip(underlay.name(), &["link", "add", "ul0", "type", "bridge"]);
-    ip(underlay.name(), &["link", "set", "ul0", "up"]);
-    let mut nodes = Vec::new();
-    for i in 1..=n {
-        let ns = TestNs::new("nd").unwrap();
-        let port = format!("ul-n{i}");
-        ip(
-            underlay.name(),
-            &[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns.name(),
-            ],
-        );
-        ip(
-            underlay.name(),
-            &["link", "set", &port, "master", "ul0", "up"],
-        );
-        let addr = format!("192.168.77.{i}");
-        ip(
-            ns.name(),
-            &["addr", "add", &format!("{addr}/24"), "dev", "eth0"],
-        );
-        ip(ns.name(), &["link", "set", "eth0", "up"]);
-        let info = NodeInfo {
+    let underlay = Underlay::new(n);
+    let nodes = (1..=n)
+        .map(|i| NodeInfo {
             name: format!("node-{i}"),
-            addresses: vec![addr.parse().unwrap()],
+            addresses: vec![Underlay::address(i).parse().unwrap()],
             pod_cidrs: std::iter::once(format!("10.244.{i}.0/24"))
                 .chain(dual.then(|| format!("fd00:10:244:{i}::/64")))
                 .map(|c| c.parse().unwrap())
                 .collect(),
             vtep_mac: None,
-        };
-        nodes.push((ns, info));
-    }
+        })
+        .collect();
     Cluster {
-        _underlay: underlay,
+        underlay,
         nodes,
         data: tempfile::tempdir().unwrap(),
     }
@@ -81,7 +50,7 @@ fn cluster_with(n: usize, dual: bool) -> Cluster {
 impl Cluster {
     /// A pod on `node`; its addresses (one per pod CIDR of the node).
     fn add_pod(&self, node: usize) -> (TestNs, Vec<String>) {
-        let (ns, info) = &self.nodes[node];
+        let (ns, info) = (&self.underlay.nodes[node], &self.nodes[node]);
         let ranges: Vec<_> = info
             .pod_cidrs
             .iter()
@@ -103,19 +72,19 @@ impl Cluster {
     }
 
     fn reconcile(&self, node: usize, infos: &[NodeInfo]) -> podnet_routing::Plan {
-        let (ns, info) = &self.nodes[node];
+        let (ns, info) = (&self.underlay.nodes[node], &self.nodes[node]);
         let mut nl = Netlink::in_ns(ns.ns()).unwrap();
         reconcile(&mut nl, &desired_routes(&info.name, infos)).unwrap()
     }
 
     fn reconcile_vxlan(&self, node: usize, infos: &[NodeInfo]) -> podnet_routing::VxlanPlan {
-        let (ns, info) = &self.nodes[node];
+        let (ns, info) = (&self.underlay.nodes[node], &self.nodes[node]);
         let mut nl = Netlink::in_ns(ns.ns()).unwrap();
         reconcile_vxlan(&mut nl, &VxlanConfig::default(), info, infos).unwrap()
     }
 
     fn infos(&self) -> Vec<NodeInfo> {
-        self.nodes.iter().map(|(_, i)| i.clone()).collect()
+        self.nodes.clone()
     }
 }
 
@@ -148,7 +117,7 @@ fn host_gw_routes_pods_across_nodes() {
         assert_eq!(c.reconcile(i, &infos).operations(), 0);
     }
     // A foreign route in the same table is never touched.
-    let foreign = c.nodes[0].0.name();
+    let foreign = c.underlay.nodes[0].name();
     ip(
         foreign,
         &[
@@ -197,7 +166,10 @@ fn vxlan_routes_dual_stack_pods_across_nodes() {
         let plan = c.reconcile_vxlan(i, &infos);
         assert_eq!(plan.routes.added.len(), 4, "node {i}: {plan:?}");
     }
-    let vx = &ip_json(c.nodes[0].0.name(), &["link", "show", "podnet.vxlan"])[0];
+    let vx = &ip_json(
+        c.underlay.nodes[0].name(),
+        &["link", "show", "podnet.vxlan"],
+    )[0];
     assert_eq!(vx["linkinfo"]["info_data"]["id"], 1);
     assert_eq!(vx["mtu"], 1450, "underlay MTU minus the VXLAN overhead");
     assert_eq!(
@@ -207,7 +179,7 @@ fn vxlan_routes_dual_stack_pods_across_nodes() {
     let fdb = Command::new("bridge")
         .args([
             "-n",
-            c.nodes[0].0.name(),
+            c.underlay.nodes[0].name(),
             "-j",
             "fdb",
             "show",

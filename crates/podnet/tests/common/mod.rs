@@ -157,3 +157,53 @@ pub fn error_code(r: &Reply) -> u64 {
     assert!(r.json["msg"].is_string(), "{}", r.stdout);
     r.json["code"].as_u64().unwrap()
 }
+
+/// An underlay: a bridge in its own namespace, and `n` node namespaces plugged into it, node
+/// `i` (1-based) with `eth0` at 192.168.77.i/24 and `lo` up. Everything is removed on drop.
+pub struct Underlay {
+    pub nodes: Vec<TestNs>,
+    /// Dropped last (fields drop in order): holds the bridge.
+    pub ns: TestNs,
+}
+
+impl Underlay {
+    pub fn new(n: usize) -> Underlay {
+        let ns = TestNs::new("ul").unwrap();
+        ip(ns.name(), &["link", "add", "ul0", "type", "bridge"]);
+        ip(ns.name(), &["link", "set", "ul0", "up"]);
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            let node = TestNs::new("nd").unwrap();
+            let port = format!("ul-n{i}");
+            ip(
+                ns.name(),
+                &[
+                    "link",
+                    "add",
+                    &port,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    node.name(),
+                ],
+            );
+            ip(ns.name(), &["link", "set", &port, "master", "ul0", "up"]);
+            ip(
+                node.name(),
+                &["addr", "add", &format!("192.168.77.{i}/24"), "dev", "eth0"],
+            );
+            ip(node.name(), &["link", "set", "eth0", "up"]);
+            ip(node.name(), &["link", "set", "lo", "up"]);
+            nodes.push(node);
+        }
+        Underlay { nodes, ns }
+    }
+
+    /// Node `i`'s (1-based) underlay address.
+    pub fn address(i: usize) -> String {
+        format!("192.168.77.{i}")
+    }
+}
