@@ -34,7 +34,7 @@ pub enum SourceError {
     #[error("cannot build the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
     /// RBAC denies podnet what it needs.
-    #[error("forbidden to list/watch {resource}: {message}; grant podnet's ServiceAccount get, list and watch on {resource} (deploy/rbac.yaml)")]
+    #[error("forbidden to list/watch {resource}: {message}; grant podnet's ServiceAccount get, list and watch on {resource} (the ClusterRole in deploy/podnet.yaml)")]
     Forbidden {
         /// The kind.
         kind: Kind,

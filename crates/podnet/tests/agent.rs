@@ -237,6 +237,26 @@ impl Cluster {
     }
 }
 
+/// Listens on `addr`:7777 inside `server`, connects from `client` and returns the source
+/// address the server saw.
+fn source_seen_by(
+    server: &podnet_netdev::NetNs,
+    addr: &str,
+    client: &podnet_netdev::NetNs,
+) -> String {
+    let listener = server
+        .run(|| std::net::TcpListener::bind((addr, 7777)))
+        .unwrap()
+        .unwrap();
+    let target: std::net::SocketAddr = format!("{addr}:7777").parse().unwrap();
+    let _conn = client
+        .run(|| TcpStream::connect_timeout(&target, Duration::from_secs(3)))
+        .unwrap()
+        .expect("connect");
+    let (_, peer) = listener.accept().unwrap();
+    peer.ip().to_string()
+}
+
 fn run_cluster(mode: &'static str, dual: bool) {
     let mut c = Cluster::new(mode, dual);
     let want_mtu = if mode == "vxlan" { 1450 } else { 1500 };
