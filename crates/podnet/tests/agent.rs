@@ -275,25 +275,21 @@ fn run_cluster(mode: &'static str, dual: bool) {
             "{mode}: pod on node-{from} -> pod on node-{to}"
         );
     }
-    // Masquerade of traffic leaving the cluster lives in podnet's own table.
-    let nat = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            c.ns(1).name(),
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "podnet-nat",
-        ])
-        .output()
-        .unwrap();
-    let nat = String::from_utf8_lossy(&nat.stdout);
-    assert!(
-        nat.contains("masquerade fully-random") && nat.contains("10.244.1.0/24"),
-        "{nat}"
+    // Traffic leaving the cluster is masqueraded to the node's address; pod→pod keeps the
+    // pod's address. (A host outside the cluster on the underlay, and a pod on node-2, each
+    // tell what source address they saw.)
+    let outside = TestNs::new("out").unwrap();
+    c.underlay.plug(&outside, 100);
+    let pod1 = c.pods[0].0.ns();
+    let seen_outside = source_seen_by(outside.ns(), "192.168.77.100", pod1);
+    assert_eq!(
+        seen_outside,
+        Underlay::address(1),
+        "masqueraded to node-1's address"
     );
+    let pod2_ip = c.pods[1].1[0].clone();
+    let seen_pod = source_seen_by(c.pods[1].0.ns(), &pod2_ip, pod1);
+    assert_eq!(seen_pod, c.pods[0].1[0], "pod to pod: not masqueraded");
 
     // Restart node-1's agent: it syncs and writes nothing; the kernel is unchanged.
     let before = c.kernel_state(1);

@@ -171,35 +171,33 @@ impl Underlay {
         let ns = TestNs::new("ul").unwrap();
         ip(ns.name(), &["link", "add", "ul0", "type", "bridge"]);
         ip(ns.name(), &["link", "set", "ul0", "up"]);
-        let mut nodes = Vec::new();
+        let mut u = Underlay {
+            nodes: Vec::new(),
+            ns,
+        };
         for i in 1..=n {
             let node = TestNs::new("nd").unwrap();
-            let port = format!("ul-n{i}");
-            ip(
-                ns.name(),
-                &[
-                    "link",
-                    "add",
-                    &port,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "eth0",
-                    "netns",
-                    node.name(),
-                ],
-            );
-            ip(ns.name(), &["link", "set", &port, "master", "ul0", "up"]);
-            ip(
-                node.name(),
-                &["addr", "add", &format!("192.168.77.{i}/24"), "dev", "eth0"],
-            );
-            ip(node.name(), &["link", "set", "eth0", "up"]);
-            ip(node.name(), &["link", "set", "lo", "up"]);
-            nodes.push(node);
+            u.plug(&node, i);
+            u.nodes.push(node);
         }
-        Underlay { nodes, ns }
+        u
+    }
+
+    /// Plugs `host` into the underlay as `eth0` with address 192.168.77.`octet`/24.
+    pub fn plug(&self, host: &TestNs, octet: usize) {
+        let port = format!("ul-h{octet}");
+        let peer = ["link", "add", &port, "type", "veth", "peer", "name", "eth0"];
+        let mut args: Vec<&str> = peer.to_vec();
+        args.extend(["netns", host.name()]);
+        ip(self.ns.name(), &args);
+        ip(
+            self.ns.name(),
+            &["link", "set", &port, "master", "ul0", "up"],
+        );
+        let addr = format!("192.168.77.{octet}/24");
+        ip(host.name(), &["addr", "add", &addr, "dev", "eth0"]);
+        ip(host.name(), &["link", "set", "eth0", "up"]);
+        ip(host.name(), &["link", "set", "lo", "up"]);
     }
 
     /// Node `i`'s (1-based) underlay address.
