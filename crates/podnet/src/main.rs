@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod sandbox;
 
 #[derive(Parser)]
 #[command(name = "podnet", version, about = "Kubernetes pod networking")]
@@ -16,6 +17,8 @@ struct Cli {
 enum Cmd {
     /// The node agent: routes to other nodes' pods, masquerade, the node's CNI config.
     Agent(Box<agent::AgentArgs>),
+    /// A whole cluster's networking on this machine, in network namespaces, from Kubernetes YAML.
+    Sandbox(sandbox::SandboxArgs),
     /// The CNI plugin's demo: pods in namespaces wired by podnet-cni, pinging each other.
     CniDemo {
         /// `bridge` or `ptp`.
@@ -30,6 +33,13 @@ enum Cmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Agent(args) => agent::run(*args),
+        Cmd::Sandbox(args) => match sandbox::run(args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2)
+            }
+        },
         Cmd::CniDemo { mode, pods } => podnet::demo::run(&podnet::demo::Options { mode, pods }),
     }
 }
