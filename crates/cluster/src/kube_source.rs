@@ -66,7 +66,7 @@ pub enum SourceError {
         message: String,
     },
     /// Patching the own Node failed.
-    #[error("cannot annotate Node {node}: {source}")]
+    #[error("cannot annotate Node {node} (podnet needs patch on nodes): {source}")]
     Annotate {
         /// The node.
         node: String,
@@ -78,7 +78,14 @@ pub enum SourceError {
 impl SourceError {
     /// Whether retrying cannot help until someone changes RBAC.
     pub fn is_forbidden(&self) -> bool {
-        matches!(self, SourceError::Forbidden { .. })
+        match self {
+            SourceError::Forbidden { .. } => true,
+            SourceError::Annotate {
+                source: kube::Error::Api(s),
+                ..
+            } => s.is_forbidden(),
+            _ => false,
+        }
     }
 
     fn from_watcher(kind: Kind, e: watcher::Error) -> SourceError {
@@ -91,7 +98,7 @@ impl SourceError {
             _ => None,
         };
         match status {
-            Some(s) if s.code == 403 => SourceError::Forbidden {
+            Some(s) if s.is_forbidden() => SourceError::Forbidden {
                 kind,
                 resource,
                 message: s.message.clone(),
@@ -168,6 +175,10 @@ pub async fn watch_kind<K: ViewObject>(
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => writer.apply(&event),
+            // An expired watch (410 Gone) is routine: the watcher relists, keeping the store.
+            Err(watcher::Error::WatchError(s)) if s.code == 410 => {
+                tracing::debug!(kind = %K::KIND, "watch expired; relisting");
+            }
             Err(e) => {
                 let e = SourceError::from_watcher(K::KIND, e);
                 tracing::warn!(kind = %K::KIND, error = %e, "watch failed; retrying with backoff");

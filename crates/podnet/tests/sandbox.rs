@@ -1,0 +1,346 @@
+//! The sandbox driven the way a user drives it: the `podnet sandbox` CLI, real namespaces,
+//! the real agent and podnet-cni, real packets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const PODNET: &str = env!("CARGO_BIN_EXE_podnet");
+
+/// A sandbox with a test-unique name, taken down on drop (also when the test fails).
+struct Sb {
+    name: String,
+}
+
+impl Sb {
+    fn new(tag: &str) -> Sb {
+        Sb {
+            name: format!("t{}{tag}", std::process::id() % 100_000),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(PODNET)
+            .arg("sandbox")
+            .args(["--name", &self.name])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "podnet sandbox {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn items(&self, kind: &str) -> Vec<Value> {
+        self.json(&["get", kind, "-o", "json"])["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&format!("psb.{}.", self.name)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Sb {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
+}
+
+fn root_links() -> String {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
+        .collect();
+    names.sort();
+    names.join(",")
+}
+
+fn root_ruleset() -> String {
+    let out = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn examples() -> String {
+    format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pod<'a>(pods: &'a [Value], key: &str) -> &'a Value {
+    let (ns, name) = key.split_once('/').unwrap();
+    pods.iter()
+        .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no pod {key}"))
+}
+
+fn web_endpoints(sb: &Sb) -> Vec<String> {
+    let slices = sb.items("endpointslices");
+    let web = slices
+        .iter()
+        .find(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == "web")
+        .expect("web's slice");
+    let mut ips: Vec<String> = web["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["conditions"]["ready"] == true)
+        .map(|e| e["addresses"][0].as_str().unwrap().to_string())
+        .collect();
+    ips.sort();
+    ips
+}
+
+fn end_to_end(routing: &str, tag: &str) {
+    let links = root_links();
+    let ruleset = root_ruleset();
+    let sb = Sb::new(tag);
+    sb.ok(&[
+        "up",
+        "--nodes",
+        "3",
+        "--routing",
+        routing,
+        "-f",
+        &examples(),
+    ]);
+    assert_eq!(sb.namespaces().len(), 1 + 3 + 6, "{:?}", sb.namespaces());
+
+    // The objects as the API server would show them.
+    let nodes = sb.items("nodes");
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[0]["spec"]["podCIDRs"][0], "10.244.1.0/24");
+    assert_eq!(nodes[0]["status"]["addresses"][0]["type"], "InternalIP");
+    let pods = sb.items("pods");
+    assert_eq!(pods.len(), 6);
+    for p in &pods {
+        assert!(
+            p["status"]["podIP"]
+                .as_str()
+                .unwrap()
+                .starts_with("10.244."),
+            "{p}"
+        );
+        let ready = p["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "True", "{p}");
+    }
+    assert_eq!(pod(&pods, "backend/api-1")["spec"]["nodeName"], "node-1");
+    let spread: std::collections::BTreeSet<_> = ["default/web-1", "default/web-2", "default/web-3"]
+        .iter()
+        .map(|k| {
+            pod(&pods, k)["spec"]["nodeName"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(spread.len(), 3, "unpinned pods are spread over the nodes");
+    let svcs = sb.items("services");
+    assert!(svcs.iter().all(|s| s["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.96.")));
+    assert_eq!(web_endpoints(&sb).len(), 3);
+
+    // Every pod reaches every pod's declared ports, across nodes, on TCP and UDP.
+    let matrix = sb.json(&["check", "--json"]);
+    let cells = matrix.as_array().unwrap();
+    assert_eq!(cells.len(), 6 * 7, "6 sources x (3 web + 2x2 api) ports");
+    for c in cells {
+        assert_eq!(c["result"], "allow", "{c}");
+        let to = c["to"].as_str().unwrap();
+        assert_eq!(
+            c["answer"],
+            to.split('/').nth(1).unwrap(),
+            "the pod answers with its name"
+        );
+    }
+    assert!(cells
+        .iter()
+        .any(|c| c["fromNode"] != c["toNode"] && c["protocol"] == "udp"));
+
+    // probe: allow / deny with exit codes; usage error is 2.
+    let out = sb.run(&["probe", "default/client", "backend/api-2", "8080"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "allow");
+    let out = sb.run(&["probe", "default/client", "backend/api-2", "8081"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deny");
+    let out = sb.run(&["probe", "default/client", "backend/api-2", "http"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // exec runs in the pod's namespace with its resolv.conf.
+    let resolv = sb.ok(&["exec", "backend/api-1", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("search backend.svc.cluster.local svc.cluster.local cluster.local"));
+    assert!(resolv.contains("nameserver 10.96.0.10") && resolv.contains("ndots:5"));
+    let addr = sb.ok(&[
+        "exec",
+        "default/web-1",
+        "--",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    let web1_ip = pod(&pods, "default/web-1")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(addr.contains(&web1_ip), "{addr}");
+
+    // A label change moves a pod out of the Service's EndpointSlice, and back.
+    let relabel = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        relabel.path(),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web-3, labels: {app: other}}\nspec:\n  containers:\n  - name: web\n    ports: [{name: http, containerPort: 80}]\n",
+    )
+    .unwrap();
+    let path = relabel.path().to_str().unwrap();
+    assert!(sb
+        .ok(&["apply", "-f", path])
+        .contains("pod/default/web-3 configured"));
+    assert_eq!(web_endpoints(&sb).len(), 2);
+    sb.ok(&["apply", "-f", &format!("{}/10-web.yaml", examples())]);
+    assert_eq!(web_endpoints(&sb).len(), 3);
+
+    // Delete and re-create a pod: it leaves the slice and the matrix, then comes back.
+    sb.ok(&["delete", "pod", "default/web-2"]);
+    assert_eq!(web_endpoints(&sb).len(), 2);
+    assert_eq!(sb.items("pods").len(), 5);
+    assert_eq!(sb.namespaces().len(), 1 + 3 + 5);
+    sb.ok(&["apply", "-f", &format!("{}/10-web.yaml", examples())]);
+    assert_eq!(web_endpoints(&sb).len(), 3);
+    let out = sb.run(&["probe", "default/client", "default/web-2", "80"]);
+    assert_eq!(out.status.code(), Some(0));
+
+    // down leaves nothing.
+    sb.ok(&["down"]);
+    assert!(sb.namespaces().is_empty());
+    assert!(!std::path::Path::new(&format!("/run/podnet/sandbox/{}", sb.name)).exists());
+    assert_eq!(root_links(), links, "root namespace links unchanged");
+    assert_eq!(root_ruleset(), ruleset, "root ruleset unchanged");
+}
+
+#[test]
+fn sandbox_end_to_end_vxlan() {
+    end_to_end("vxlan", "vx");
+}
+
+#[test]
+fn sandbox_end_to_end_host_gw() {
+    end_to_end("host-gw", "hg");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let sb = Sb::new("bad");
+    sb.ok(&["up", "--nodes", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x.yaml");
+    let good_pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: [{name: c, ports: [{containerPort: 80}]}]}\n";
+    for (bad, why) in [
+        ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n", "unknown kind"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: node-9, containers: [{name: c}]}\n", "node-9"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nope}\nspec: {containers: [{name: c}]}\n", "namespaces \"nope\" not found"),
+        ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 192.168.1.1, ports: [{port: 80}]}\n", "not in the service range"),
+        ("apiVersion: v1\nkind: Node\nmetadata: {name: n}\n", "managed by the sandbox"),
+    ] {
+        std::fs::write(&f, format!("{good_pod}---\n{bad}")).unwrap();
+        let out = sb.run(&["apply", "-f", f.to_str().unwrap()]);
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(sb.items("pods").is_empty(), "nothing applied after: {why}");
+        assert_eq!(sb.namespaces().len(), 3, "no pod namespace left after: {why}");
+    }
+    // Pods are immutable but for labels and annotations.
+    std::fs::write(&f, good_pod).unwrap();
+    sb.ok(&["apply", "-f", f.to_str().unwrap()]);
+    std::fs::write(&f, good_pod.replace("80", "81")).unwrap();
+    let out = sb.run(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pod updates may not change"));
+}
+
+#[test]
+fn two_sandboxes_side_by_side_and_down_after_kill_9() {
+    let a = Sb::new("a");
+    let b = Sb::new("b");
+    a.ok(&[
+        "up",
+        "--nodes",
+        "2",
+        "-f",
+        &format!("{}/10-web.yaml", examples()),
+    ]);
+    b.ok(&[
+        "up",
+        "--nodes",
+        "1",
+        "--routing",
+        "host-gw",
+        "-f",
+        &format!("{}/10-web.yaml", examples()),
+    ]);
+    assert_eq!(a.items("pods").len(), 3);
+    assert_eq!(b.items("pods").len(), 3);
+    let out = b.run(&["up"]);
+    assert!(
+        !out.status.success(),
+        "a second up of the same name is refused"
+    );
+    // kill -9 every process of sandbox a (agents and pod servers), then down.
+    for ns in a.namespaces() {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .unwrap();
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    a.ok(&["down"]);
+    assert!(a.namespaces().is_empty());
+    // b is untouched and still works.
+    let matrix = b.json(&["check", "--json"]);
+    assert!(matrix
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["result"] == "allow"));
+    assert_eq!(b.namespaces().len(), 1 + 1 + 3);
+}
