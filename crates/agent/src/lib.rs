@@ -162,9 +162,26 @@ fn link_with_address(
     }
 }
 
+/// What the agent remembers between reconciles.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// The marker of the masquerade table this process applied or verified.
+    pub masq: Option<String>,
+}
+
 /// Programs this node for `nodes` (blocking: netlink and nft). Writes nothing when the kernel
-/// already matches.
-pub fn reconcile(cfg: &AgentConfig, nodes: &[NodeInfo]) -> Result<Outcome, AgentError> {
+/// already matches. Routes, neighbours and FDB entries are always compared with the kernel;
+/// the masquerade table only on a `full` resync or when its content changes (reading it
+/// means running `nft`).
+pub fn reconcile(
+    cfg: &AgentConfig,
+    nodes: &[NodeInfo],
+    memory: &mut Memory,
+    full: bool,
+) -> Result<Outcome, AgentError> {
+    if full {
+        memory.masq = None;
+    }
     let mut out = Outcome::default();
     let me = nodes.iter().find(|n| n.name == cfg.node);
     out.me_known = me.is_some();
@@ -239,9 +256,13 @@ pub fn reconcile(cfg: &AgentConfig, nodes: &[NodeInfo]) -> Result<Outcome, Agent
                 pod_cidrs: me.pod_cidrs.clone(),
                 cluster,
             };
-            match masq::reconcile(&spec) {
-                Ok(wrote) => out.writes += usize::from(wrote),
+            match masq::reconcile(&spec, memory.masq.as_deref()) {
+                Ok((wrote, marker)) => {
+                    out.writes += usize::from(wrote);
+                    memory.masq = Some(marker);
+                }
                 Err(e) => {
+                    memory.masq = None;
                     first_error.get_or_insert(e.into());
                 }
             }
@@ -332,6 +353,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let mut changes = view.changes(Kind::Node);
     let mut backoff = Duration::from_millis(250);
     let mut published: Option<String> = None;
+    let mut memory = Memory::default();
+    // Full resync at start, after an error and when the periodic timer fires.
+    let mut full = true;
     loop {
         health.beat();
         let nodes: Vec<NodeInfo> = view.nodes.state().iter().map(|n| node_info(n)).collect();
@@ -341,14 +365,19 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         let me = nodes.iter().find(|n| n.name == cfg.node).cloned();
         let started = Instant::now();
         let c = cfg.clone();
-        let result = tokio::task::spawn_blocking(move || reconcile(&c, &nodes))
-            .await
-            .map_err(|e| AgentError::Task(e.to_string()))?;
+        let mut mem = std::mem::take(&mut memory);
+        let (result, mem) = tokio::task::spawn_blocking(move || {
+            let r = reconcile(&c, &nodes, &mut mem, full);
+            (r, mem)
+        })
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))?;
+        memory = mem;
         metrics.syncs.inc();
         metrics
             .sync_duration
             .observe(started.elapsed().as_secs_f64());
-        let wait = match result {
+        let (wait, failed) = match result {
             Ok(o) => {
                 metrics.kernel_writes.inc_by(o.writes as u64);
                 metrics.routes.set(o.routes as i64);
@@ -367,7 +396,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                     tracing::warn!(node = %cfg.node, "this node is not in the view (yet)");
                 }
                 backoff = Duration::from_millis(250);
-                cfg.resync
+                (cfg.resync, false)
             }
             Err(e) => {
                 if let AgentError::Reconcile(r) = &e {
@@ -379,7 +408,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 let wait = backoff;
                 backoff = (backoff * 2).min(cfg.resync);
                 tracing::warn!(error = %e, retry_in = ?wait, "reconcile failed; full resync after backoff");
-                wait
+                (wait, true)
             }
         };
         if let (Some(client), Some(me), RoutingMode::Vxlan) = (&client, &me, cfg.routing) {
@@ -404,8 +433,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                 if changed.is_err() {
                     return Err(podnet_cluster::view::SourceGone(Kind::Node).into());
                 }
+                full = failed;
             }
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => full = true,
         }
     }
 }

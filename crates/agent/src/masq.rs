@@ -64,17 +64,25 @@ pub fn render(spec: &MasqSpec) -> String {
     )
 }
 
-/// Makes the kernel's table equal `spec`; returns whether anything was written.
-pub fn reconcile(spec: &MasqSpec) -> Result<bool, podnet_nft::NftError> {
+/// Makes the kernel's table equal `spec`; returns whether anything was written, and the
+/// marker of what is now in force. With `trusted` equal to that marker (this process applied
+/// or verified it since the last full resync) the kernel is not even read.
+pub fn reconcile(
+    spec: &MasqSpec,
+    trusted: Option<&str>,
+) -> Result<(bool, String), podnet_nft::NftError> {
     let (fam, name) = TABLE;
     let want = marker(&body(spec));
+    if trusted == Some(want.as_str()) {
+        return Ok((false, want));
+    }
     if let Some(text) = podnet_nft::list_table(fam, name)? {
         if text.contains(&format!("comment \"{want}\"")) {
-            return Ok(false);
+            return Ok((false, want));
         }
     }
     podnet_nft::apply(&render(spec))?;
-    Ok(true)
+    Ok((true, want))
 }
 
 #[cfg(test)]

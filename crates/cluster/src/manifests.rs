@@ -383,8 +383,16 @@ pub async fn run(
 ) -> Result<(), ManifestError> {
     let mut manifests = ManifestDir::new(dir.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = tx.send(());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Reads (including this source's own scans: inotify reports opens) change nothing;
+        // reacting to them would rescan forever.
+        let relevant = match res {
+            Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
     })
     .map_err(|source| ManifestError::Watch {
         path: dir.clone(),

@@ -34,7 +34,7 @@ pub struct VxlanSpec<'a> {
 
 /// A permanent neighbour (`ip neigh replace IP lladdr MAC dev X nud permanent`) or, with
 /// `fdb`, a bridge FDB entry of a VXLAN device (`bridge fdb append MAC dev X dst IP self`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Neighbour {
     /// Device index.
     pub ifindex: u32,

@@ -4,6 +4,7 @@
 //! route (remote pod CIDR via remote VTEP IP). IPv6 pod CIDRs ride the same IPv4 underlay:
 //! their network address is a second VTEP address with the same MAC.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
@@ -189,12 +190,14 @@ fn sync_entries(
     want: &[Neighbour],
 ) -> Result<usize, RoutingError> {
     let have = nl.neighbours(ifindex, fdb)?;
+    let have_set: HashSet<&Neighbour> = have.iter().collect();
+    let want_set: HashSet<&Neighbour> = want.iter().collect();
     let mut writes = 0;
-    for h in have.iter().filter(|h| !want.contains(h)) {
+    for h in have.iter().filter(|h| !want_set.contains(h)) {
         nl.delete_neighbour(h)?;
         writes += 1;
     }
-    for w in want.iter().filter(|w| !have.contains(w)) {
+    for w in want.iter().filter(|w| !have_set.contains(w)) {
         nl.replace_neighbour(w)?;
         writes += 1;
     }
