@@ -330,7 +330,8 @@ fn two_sandboxes_side_by_side_and_down_after_kill_9() {
             .output()
             .unwrap();
         for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
+            let pid = nix::unistd::Pid::from_raw(pid.parse().unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
     a.ok(&["down"]);
