@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use podnet_cluster::manifests::parse_file;
 use podnet_cluster::AnyObject;
 use podnet_sandbox::endpoints::{endpoint_slices, PodView};
 
 use crate::sandbox::pods;
-use crate::sandbox::state::{node_objects, write_atomic_if_changed, yaml_docs, Sandbox};
+use crate::sandbox::state::{node_objects, write_atomic_if_changed, yaml_docs, Sandbox, State};
 
 /// `name` → `default/name`; `ns/name` unchanged.
 pub fn qualify(s: &str) -> String {
@@ -449,10 +450,8 @@ pub fn delete(name: &str, files: &[PathBuf], target: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Writes the manifests the agents read (only files whose content changed).
-pub fn sync_manifests(sb: &Sandbox) -> Result<()> {
-    let dir = sb.paths.manifests();
-    let st = &sb.state;
+/// The EndpointSlices of the sandbox's Services, derived from its Pods.
+pub fn derived_slices(st: &State) -> Vec<EndpointSlice> {
     let views: Vec<PodView<'_>> = st
         .pods
         .values()
@@ -463,16 +462,21 @@ pub fn sync_manifests(sb: &Sandbox) -> Result<()> {
         })
         .collect();
     let services: Vec<Service> = st.services.values().cloned().collect();
+    endpoint_slices(&services, &views)
+}
+
+/// Writes the manifests the agents read (only files whose content changed).
+pub fn sync_manifests(sb: &Sandbox) -> Result<()> {
+    let dir = sb.paths.manifests();
+    let st = &sb.state;
+    let services: Vec<Service> = st.services.values().cloned().collect();
     let files: [(&str, String); 6] = [
         ("nodes.yaml", yaml_docs(node_objects(st))?),
         ("namespaces.yaml", yaml_docs(st.namespaces.values())?),
         ("services.yaml", yaml_docs(&services)?),
         ("pods.yaml", yaml_docs(st.pods.values().map(|r| &r.pod))?),
         ("networkpolicies.yaml", yaml_docs(st.policies.values())?),
-        (
-            "endpointslices.yaml",
-            yaml_docs(endpoint_slices(&services, &views))?,
-        ),
+        ("endpointslices.yaml", yaml_docs(derived_slices(st))?),
     ];
     for (file, text) in files {
         write_atomic_if_changed(&dir.join(file), text.as_bytes())?;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use podnet_netdev::NetNs;
-use podnet_sandbox::endpoints::{endpoint_slices, PodView};
 use podnet_sandbox::probe::{probe, Outcome, Proto};
 use serde_json::{json, Value};
 
@@ -67,16 +66,7 @@ pub fn get(name: &str, kind: Option<&str>, output: Option<&str>) -> Result<()> {
         k => bail!("unknown kind {k:?} (nodes, pods, services, endpointslices, networkpolicies, namespaces)"),
     };
     let services: Vec<_> = st.services.values().cloned().collect();
-    let views: Vec<PodView<'_>> = st
-        .pods
-        .values()
-        .map(|r| PodView {
-            pod: &r.pod,
-            ready: r.ready,
-            terminating: r.terminating,
-        })
-        .collect();
-    let slices = endpoint_slices(&services, &views);
+    let slices = crate::sandbox::apply::derived_slices(st);
     let items = match kind {
         "nodes" => to_values(node_objects(st)),
         "pods" => to_values(st.pods.values().map(|r| &r.pod)),
