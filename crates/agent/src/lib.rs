@@ -412,10 +412,9 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             }
         };
         if let (Some(client), Some(me), RoutingMode::Vxlan) = (&client, &me, cfg.routing) {
-            let mac = podnet_netdev::format_mac(&vtep_mac(me));
-            if published.as_deref() != Some(&mac)
-                && me.vtep_mac.map(|m| podnet_netdev::format_mac(&m)) != Some(mac.clone())
-            {
+            // A Node without the annotation gets the MAC derived from its name, once.
+            if me.vtep_mac.is_none() && published.is_none() {
+                let mac = podnet_netdev::format_mac(&vtep_mac(me));
                 match kube_source::annotate_node(
                     client.clone(),
                     &cfg.node,

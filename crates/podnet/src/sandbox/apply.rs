@@ -450,6 +450,16 @@ pub fn delete(name: &str, files: &[PathBuf], target: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Re-checks pod readiness (waiting up to `wait` for pods not ready yet) and, when that
+/// changed anything, writes the manifests and the state.
+pub fn refresh(sb: &mut Sandbox, wait: Duration) -> Result<()> {
+    if pods::refresh_readiness(sb, wait) {
+        sync_manifests(sb)?;
+        sb.save()?;
+    }
+    Ok(())
+}
+
 /// The EndpointSlices of the sandbox's Services, derived from its Pods.
 pub fn derived_slices(st: &State) -> Vec<EndpointSlice> {
     let views: Vec<PodView<'_>> = st

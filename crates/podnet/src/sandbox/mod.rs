@@ -121,7 +121,7 @@ enum Cmd {
     ProbeRaw {
         target: String,
         port: u16,
-        proto: String,
+        proto: podnet_sandbox::probe::Proto,
         #[arg(long, value_parser = crate::agent::parse_duration)]
         timeout: Duration,
     },
@@ -173,7 +173,7 @@ pub fn run(args: SandboxArgs) -> Result<i32> {
             port,
             proto,
             timeout,
-        } => Ok(report::probe_raw(&target, port, &proto, timeout)),
+        } => Ok(report::probe_raw(&target, port, proto, timeout)),
     }
 }
 

@@ -213,6 +213,7 @@ pub fn create(sb: &mut Sandbox, mut pod: Pod) -> Result<()> {
         Ok(PodRec {
             pod: pod.clone(),
             netns: netns.clone(),
+            container_id: container_id.clone(),
             node: node.clone(),
             pids,
             ready: false,
@@ -237,9 +238,14 @@ pub fn destroy(sb: &Sandbox, rec: &PodRec) -> Result<()> {
     for &pid in &rec.pids {
         stop_group(pid, Duration::from_secs(1));
     }
-    let n = rec.netns.rsplit('-').next().unwrap_or_default();
-    let container_id = format!("{}-pod-{n}", sb.state.name);
-    let r = cni(sb, &rec.node, "DEL", &container_id, &rec.netns, &rec.pod);
+    let r = cni(
+        sb,
+        &rec.node,
+        "DEL",
+        &rec.container_id,
+        &rec.netns,
+        &rec.pod,
+    );
     remove_netns(&rec.netns);
     r.map(|_| ())
 }

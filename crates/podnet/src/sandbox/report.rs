@@ -10,7 +10,7 @@ use podnet_sandbox::probe::{probe, Outcome, Proto};
 use serde_json::{json, Value};
 
 use crate::sandbox::apply::qualify;
-use crate::sandbox::pods::{declared_ports, pod_ip, refresh_readiness};
+use crate::sandbox::pods::{declared_ports, pod_ip};
 use crate::sandbox::state::{node_objects, PodRec, Sandbox};
 
 fn list(items: Vec<Value>) -> Value {
@@ -51,10 +51,7 @@ fn table(rows: &[Vec<String>]) -> String {
 /// `get [KIND] [-o wide|yaml|json]`.
 pub fn get(name: &str, kind: Option<&str>, output: Option<&str>) -> Result<()> {
     let mut sb = Sandbox::open(name)?;
-    if refresh_readiness(&mut sb, Duration::ZERO) {
-        crate::sandbox::apply::sync_manifests(&sb)?;
-        sb.save()?;
-    }
+    crate::sandbox::apply::refresh(&mut sb, Duration::ZERO)?;
     let st = &sb.state;
     let kind = match kind.unwrap_or("pods") {
         "node" | "nodes" | "no" => "nodes",
@@ -228,19 +225,7 @@ pub fn get(name: &str, kind: Option<&str>, output: Option<&str>) -> Result<()> {
 /// `PORT[/tcp|/udp]`.
 fn parse_port(s: &str) -> Option<(u16, Proto)> {
     let (p, proto) = s.split_once('/').unwrap_or((s, "tcp"));
-    let proto = match proto.to_ascii_lowercase().as_str() {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        _ => return None,
-    };
-    Some((p.parse().ok().filter(|p| *p != 0)?, proto))
-}
-
-fn proto_name(p: &Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    }
+    Some((p.parse().ok().filter(|p| *p != 0)?, proto.parse().ok()?))
 }
 
 /// Runs a probe from inside `rec`'s namespace.
@@ -302,7 +287,7 @@ pub fn probe_cmd(
                 "probe-raw",
                 target,
                 &port.to_string(),
-                proto_name(&proto),
+                &proto.to_string(),
             ])
             .args(["--timeout", &format!("{}ms", timeout.as_millis().max(1))])
             .output()
@@ -330,7 +315,7 @@ pub fn probe_cmd(
         v["from"] = json!(qualify(from));
         v["target"] = json!(target);
         v["port"] = json!(port);
-        v["protocol"] = json!(proto_name(&proto));
+        v["protocol"] = json!(proto.to_string());
         println!("{v}");
     } else {
         println!("{}", if allow { "allow" } else { "deny" });
@@ -339,12 +324,7 @@ pub fn probe_cmd(
 }
 
 /// The in-pod half of a probe to a DNS name: prints the outcome as JSON.
-pub fn probe_raw(target: &str, port: u16, proto: &str, timeout: Duration) -> i32 {
-    let proto = if proto == "udp" {
-        Proto::Udp
-    } else {
-        Proto::Tcp
-    };
+pub fn probe_raw(target: &str, port: u16, proto: Proto, timeout: Duration) -> i32 {
     let started = Instant::now();
     let outcome = match (target, port).to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(addr)) => probe(
@@ -425,10 +405,7 @@ fn matrix(sb: &Sandbox, timeout: Duration) -> Vec<Cell> {
 /// `check`: every pod to every pod's declared ports.
 pub fn check(name: &str, json_out: bool) -> Result<i32> {
     let mut sb = Sandbox::open(name)?;
-    if refresh_readiness(&mut sb, Duration::from_secs(2)) {
-        crate::sandbox::apply::sync_manifests(&sb)?;
-        sb.save()?;
-    }
+    crate::sandbox::apply::refresh(&mut sb, Duration::from_secs(2))?;
     let cells = matrix(&sb, Duration::from_secs(1));
     if json_out {
         let v: Vec<Value> = cells

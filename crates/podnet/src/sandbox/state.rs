@@ -61,6 +61,8 @@ pub struct PodRec {
     pub pod: Pod,
     /// Its network namespace.
     pub netns: String,
+    /// The CNI container id it was attached with.
+    pub container_id: String,
     /// Its node.
     pub node: String,
     /// Process groups of its containers.
