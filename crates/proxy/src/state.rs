@@ -1,0 +1,659 @@
+//! The proxy's nftables state as data: podnet's table is a fixed skeleton (hooks, sets, checks;
+//! see [`skeleton`]) plus set elements and a few shared dispatch chains. Everything a Service
+//! adds is a set element; the chains depend only on endpoint counts (`int4-3`: "ClusterIP, pick
+//! one of 3"), except for session affinity, whose chains are named by a hash of their rules.
+//! So the per-packet cost is one verdict-map lookup and one map lookup however many Services
+//! there are, and a change is a handful of element operations.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use crate::select::{NodeFacts, Proto};
+
+/// podnet's table (family `inet`).
+pub const TABLE: &str = "podnet-proxy";
+/// The packet mark bit asking for masquerade in postrouting (kube-proxy's bit).
+pub const MASQ_MARK: u32 = 0x4000;
+/// Elements the affinity sets may hold.
+pub const AFFINITY_SET_SIZE: u32 = 1 << 20;
+
+/// Where traffic is addressed: a Service's address, protocol and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frontend {
+    /// ClusterIP, external IP, load-balancer IP or node address.
+    pub addr: IpAddr,
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Port (the node port for node addresses).
+    pub port: u16,
+}
+
+impl fmt::Display for Frontend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} . {} . {}", self.addr, self.proto, self.port)
+    }
+}
+
+/// The sets podnet fills (each exists once per family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SetKind {
+    /// Frontend → verdict (goto a dispatch chain, or drop).
+    Frontends,
+    /// (Frontend, slot) → backend: the endpoints a frontend's dispatch picks from.
+    Endpoints,
+    /// (Frontend, slot) → backend: cluster-wide endpoints of externalTrafficPolicy Local
+    /// frontends, for traffic from pods and from the node itself.
+    ClusterEndpoints,
+    /// Frontends of Services without endpoints: rejected.
+    NoEndpoints,
+    /// Allocated ClusterIPs.
+    ServiceIps,
+    /// ClusterIP frontends (a ClusterIP on another port is rejected).
+    ServicePorts,
+    /// Load-balancer frontends with source ranges.
+    Firewall,
+    /// (Frontend, source CIDR) allowed through [`SetKind::Firewall`] (an interval set).
+    FirewallAllow,
+    /// (endpoint, endpoint): a pod reaching itself through a Service (masqueraded).
+    Hairpin,
+}
+
+impl SetKind {
+    /// Every kind, in creation order.
+    pub const ALL: [SetKind; 9] = [
+        SetKind::Frontends,
+        SetKind::Endpoints,
+        SetKind::ClusterEndpoints,
+        SetKind::NoEndpoints,
+        SetKind::ServiceIps,
+        SetKind::ServicePorts,
+        SetKind::Firewall,
+        SetKind::FirewallAllow,
+        SetKind::Hairpin,
+    ];
+    fn base(self) -> &'static str {
+        match self {
+            SetKind::Frontends => "frontends",
+            SetKind::Endpoints => "endpoints",
+            SetKind::ClusterEndpoints => "cluster-endpoints",
+            SetKind::NoEndpoints => "no-endpoints",
+            SetKind::ServiceIps => "service-ips",
+            SetKind::ServicePorts => "service-ports",
+            SetKind::Firewall => "firewall",
+            SetKind::FirewallAllow => "firewall-allow",
+            SetKind::Hairpin => "hairpin",
+        }
+    }
+}
+
+/// One set of one family. Slot maps exist once per endpoint count `n` (`endpoints4-3`): a
+/// frontend with three endpoints has its slots in the map its dispatch chain (`int4-3`) reads.
+/// (One shared map would need the rule's modulus elsewhere; nft 1.0.6 also cannot add a rule
+/// that reads an existing `typeof … th dport` map, so a map is made with its first chain.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetId {
+    /// Which set.
+    pub kind: SetKind,
+    /// IPv6 (else IPv4).
+    pub v6: bool,
+    /// Endpoint count of a slot map (0 for the other sets).
+    pub n: u32,
+}
+
+impl SetId {
+    /// The set of `kind` for the family of `addr`.
+    pub fn of(kind: SetKind, addr: IpAddr) -> SetId {
+        SetId {
+            kind,
+            v6: addr.is_ipv6(),
+            n: 0,
+        }
+    }
+    /// The slot map of `kind` for `n` endpoints.
+    pub fn slots(kind: SetKind, v6: bool, n: u32) -> SetId {
+        SetId { kind, v6, n }
+    }
+    /// Whether this is a slot map.
+    pub fn is_slots(&self) -> bool {
+        matches!(self.kind, SetKind::Endpoints | SetKind::ClusterEndpoints)
+    }
+    /// Its name in the table (`frontends4`, `endpoints4-3`).
+    pub fn name(&self) -> String {
+        if self.is_slots() {
+            format!("{}{}-{}", self.kind.base(), fam(self.v6), self.n)
+        } else {
+            format!("{}{}", self.kind.base(), fam(self.v6))
+        }
+    }
+    /// The declaration of a slot map.
+    pub fn declaration(&self, table: &str) -> String {
+        let ip = ipkw(self.v6);
+        format!(
+            "add map inet {table} {} {{ typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport; }}",
+            self.name()
+        )
+    }
+}
+
+/// A set element's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// An address.
+    Addr(IpAddr),
+    /// A frontend.
+    Frontend(Frontend),
+    /// A frontend's n-th endpoint.
+    Slot(Frontend, u32),
+    /// A frontend and a source range.
+    Source(Frontend, IpNet),
+    /// Source and destination address.
+    Pair(IpAddr, IpAddr),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Addr(a) => write!(f, "{a}"),
+            Key::Frontend(fe) => write!(f, "{fe}"),
+            Key::Slot(fe, i) => write!(f, "{fe} . {i}"),
+            Key::Source(fe, net) => write!(f, "{fe} . {net}"),
+            Key::Pair(a, b) => write!(f, "{a} . {b}"),
+        }
+    }
+}
+
+/// A set element's data (maps only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Value {
+    /// A plain set's element.
+    None,
+    /// Continue in a dispatch chain.
+    Goto(String),
+    /// Drop.
+    Drop,
+    /// DNAT to this endpoint.
+    Backend(SocketAddr),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => Ok(()),
+            Value::Goto(c) => write!(f, " : goto {c}"),
+            Value::Drop => write!(f, " : drop"),
+            Value::Backend(b) => write!(f, " : {} . {}", b.ip(), b.port()),
+        }
+    }
+}
+
+/// Which packets a dispatch chain marks for masquerade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Masq {
+    /// None (source kept).
+    Never,
+    /// Those from outside the cluster's pod CIDRs.
+    OffCluster,
+    /// All.
+    Always,
+}
+
+/// How a dispatch chain picks the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pick {
+    /// Uniformly among slots `0..n` of the frontend in `map`.
+    Map {
+        /// [`SetKind::Endpoints`] or [`SetKind::ClusterEndpoints`].
+        map: SetKind,
+        /// How many slots.
+        n: u32,
+    },
+    /// Session affinity: the endpoint the client used last (within `timeout` seconds), else
+    /// one at random, remembered in the affinity set under the endpoint's `u32` key.
+    Affinity {
+        /// The Service port's protocol.
+        proto: Proto,
+        /// Seconds.
+        timeout: u32,
+        /// Endpoints with their affinity keys.
+        backends: Vec<(u32, SocketAddr)>,
+    },
+    /// Drop (externalTrafficPolicy Local without local endpoints).
+    Drop,
+}
+
+/// A dispatch chain: marks, optional short-cut, pick.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Chain {
+    /// Family.
+    pub v6: bool,
+    /// Masquerade marking.
+    pub masq: Masq,
+    /// For externalTrafficPolicy Local: traffic from pods (as is) and from this node (marked)
+    /// continues in this chain, which picks among all endpoints.
+    pub shortcut: Option<String>,
+    /// The pick.
+    pub pick: Pick,
+}
+
+impl Chain {
+    /// The slot map it reads.
+    pub fn slot_map(&self) -> Option<SetId> {
+        match self.pick {
+            Pick::Map { map, n } => Some(SetId::slots(map, self.v6, n)),
+            _ => None,
+        }
+    }
+
+    /// The chain's name: readable for the shared ones, a content hash for affinity.
+    pub fn name(&self) -> String {
+        let f = fam(self.v6);
+        match (&self.pick, self.masq, &self.shortcut) {
+            (Pick::Map { map, n }, masq, None) => {
+                let role = match (map, masq) {
+                    (SetKind::ClusterEndpoints, Masq::Never) => "pods",
+                    (_, Masq::OffCluster) => "int",
+                    (_, Masq::Always) => "ext",
+                    (_, Masq::Never) => "local",
+                };
+                format!("{role}{f}-{n}")
+            }
+            (Pick::Map { n, .. }, Masq::Never, Some(short)) => {
+                format!("local{f}-{n}-{}", short.rsplit('-').next().unwrap_or(""))
+            }
+            (Pick::Drop, Masq::Never, Some(short)) => {
+                format!("local{f}-0-{}", short.rsplit('-').next().unwrap_or(""))
+            }
+            _ => {
+                let digest = Sha256::digest(self.rules().join("\n").as_bytes());
+                let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+                let role = if self.shortcut.is_some() {
+                    "local"
+                } else {
+                    "aff"
+                };
+                format!("{role}{f}-{hex}")
+            }
+        }
+    }
+
+    /// Its rules, in nft syntax.
+    pub fn rules(&self) -> Vec<String> {
+        let (ip, f) = (ipkw(self.v6), fam(self.v6));
+        let mut rules = Vec::new();
+        if let Some(short) = &self.shortcut {
+            rules.push(format!("{ip} saddr @cluster-cidrs{f} goto {short}"));
+            rules.push(format!(
+                "fib saddr type local meta mark set meta mark | {MASQ_MARK:#x} goto {short}"
+            ));
+        }
+        match self.masq {
+            Masq::Never => {}
+            Masq::OffCluster => rules.push(format!(
+                "{ip} saddr != @cluster-cidrs{f} meta mark set meta mark | {MASQ_MARK:#x}"
+            )),
+            Masq::Always => rules.push(format!("meta mark set meta mark | {MASQ_MARK:#x}")),
+        }
+        match &self.pick {
+            Pick::Drop => rules.push("drop".into()),
+            Pick::Map { map, n } => {
+                let set = SetId::slots(*map, self.v6, *n).name();
+                rules.push(format!(
+                    "meta l4proto {{ tcp, udp, sctp }} dnat {ip} to {ip} daddr . meta l4proto . th dport . numgen random mod {n} map @{set}"
+                ));
+            }
+            Pick::Affinity {
+                proto,
+                timeout,
+                backends,
+            } => {
+                let remember = |key: u32| {
+                    format!("update @affinity{f} {{ {ip} saddr . numgen random mod 1 offset {key} timeout {timeout}s }}")
+                };
+                for (key, b) in backends {
+                    rules.push(format!(
+                        "meta l4proto {proto} {ip} saddr . numgen random mod 1 offset {key} @affinity{f} {} dnat {ip} to {}",
+                        remember(*key),
+                        backend_text(b)
+                    ));
+                }
+                let n = backends.len();
+                for (i, (key, b)) in backends.iter().enumerate() {
+                    let left = n - i;
+                    let draw = if left > 1 {
+                        format!("numgen random mod {left} 0 ")
+                    } else {
+                        String::new()
+                    };
+                    rules.push(format!(
+                        "meta l4proto {proto} {draw}{} dnat {ip} to {}",
+                        remember(*key),
+                        backend_text(b)
+                    ));
+                }
+            }
+        }
+        rules
+    }
+}
+
+fn backend_text(b: &SocketAddr) -> String {
+    match b {
+        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}
+
+fn fam(v6: bool) -> &'static str {
+    if v6 {
+        "6"
+    } else {
+        "4"
+    }
+}
+
+fn ipkw(v6: bool) -> &'static str {
+    if v6 {
+        "ip6"
+    } else {
+        "ip"
+    }
+}
+
+/// Everything podnet writes besides the skeleton.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// Elements of each set.
+    pub sets: BTreeMap<SetId, BTreeMap<Key, Value>>,
+    /// Dispatch chains by name.
+    pub chains: BTreeMap<String, Chain>,
+}
+
+impl State {
+    /// Adds an element; `false` (and nothing changed) if the key is already there.
+    pub fn insert(&mut self, set: SetId, key: Key, value: Value) -> bool {
+        let elements = self.sets.entry(set).or_default();
+        if elements.contains_key(&key) {
+            return false;
+        }
+        elements.insert(key, value);
+        true
+    }
+
+    /// Adds a chain (idempotent) and answers its name.
+    pub fn chain(&mut self, chain: Chain) -> String {
+        let name = chain.name();
+        self.chains.entry(name.clone()).or_insert(chain);
+        name
+    }
+
+    /// The element of `key` in `set`.
+    pub fn get(&self, set: SetId, key: &Key) -> Option<&Value> {
+        self.sets.get(&set).and_then(|s| s.get(key))
+    }
+
+    /// Whether `set` holds `key`.
+    pub fn contains(&self, set: SetId, key: &Key) -> bool {
+        self.get(set, key).is_some()
+    }
+
+    /// The slot maps the chains read.
+    pub fn slot_maps(&self) -> std::collections::BTreeSet<SetId> {
+        self.chains.values().filter_map(Chain::slot_map).collect()
+    }
+
+    /// How many elements in all sets.
+    pub fn elements(&self) -> usize {
+        self.sets.values().map(BTreeMap::len).sum()
+    }
+}
+
+/// The difference between two states, in the order it is applied (one transaction).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// New slot maps (declared with the chains that read them).
+    pub add_maps: Vec<SetId>,
+    /// New chains (nothing refers to them yet).
+    pub add_chains: Vec<(String, Chain)>,
+    /// Elements to delete.
+    pub delete: Vec<(SetId, Key)>,
+    /// Elements to add.
+    pub add: Vec<(SetId, Key, Value)>,
+    /// Chains nothing refers to any more.
+    pub delete_chains: Vec<String>,
+    /// Slot maps no chain reads any more.
+    pub delete_maps: Vec<SetId>,
+}
+
+impl Plan {
+    /// From `old` to `new`: changed elements are deleted and re-added.
+    pub fn diff(old: &State, new: &State) -> Plan {
+        let mut plan = Plan::default();
+        for (name, chain) in &new.chains {
+            if !old.chains.contains_key(name) {
+                plan.add_chains.push((name.clone(), chain.clone()));
+            }
+        }
+        let empty = BTreeMap::new();
+        let ids: std::collections::BTreeSet<SetId> =
+            old.sets.keys().chain(new.sets.keys()).copied().collect();
+        for id in ids {
+            let o = old.sets.get(&id).unwrap_or(&empty);
+            let n = new.sets.get(&id).unwrap_or(&empty);
+            for (k, v) in o {
+                if n.get(k) != Some(v) {
+                    plan.delete.push((id, k.clone()));
+                }
+            }
+            for (k, v) in n {
+                if o.get(k) != Some(v) {
+                    plan.add.push((id, k.clone(), v.clone()));
+                }
+            }
+        }
+        for name in old.chains.keys() {
+            if !new.chains.contains_key(name) {
+                plan.delete_chains.push(name.clone());
+            }
+        }
+        let (old_maps, new_maps) = (old.slot_maps(), new.slot_maps());
+        plan.add_maps = new_maps.difference(&old_maps).copied().collect();
+        plan.delete_maps = old_maps.difference(&new_maps).copied().collect();
+        plan
+    }
+
+    /// Everything in `state`, as a plan from nothing.
+    pub fn full(state: &State) -> Plan {
+        Plan::diff(&State::default(), state)
+    }
+
+    /// Operations: element adds and deletes, chains added (with their rules) and deleted.
+    pub fn ops(&self) -> usize {
+        self.delete.len()
+            + self.add.len()
+            + self.delete_chains.len()
+            + self.add_maps.len()
+            + self.delete_maps.len()
+            + self
+                .add_chains
+                .iter()
+                .map(|(_, c)| 1 + c.rules().len())
+                .sum::<usize>()
+    }
+
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.ops() == 0
+    }
+
+    /// The plan as an nft script (one transaction) against `table`.
+    pub fn script(&self, table: &str) -> String {
+        let mut s = String::new();
+        for id in &self.add_maps {
+            let _ = writeln!(s, "{}", id.declaration(table));
+        }
+        for (name, chain) in &self.add_chains {
+            let _ = writeln!(s, "add chain inet {table} {name}");
+            for rule in chain.rules() {
+                let _ = writeln!(s, "add rule inet {table} {name} {rule}");
+            }
+        }
+        write_elements(
+            &mut s,
+            "delete",
+            table,
+            self.delete.iter().map(|(id, k)| (*id, k, None)),
+        );
+        write_elements(
+            &mut s,
+            "add",
+            table,
+            self.add.iter().map(|(id, k, v)| (*id, k, Some(v))),
+        );
+        for name in &self.delete_chains {
+            let _ = writeln!(s, "delete chain inet {table} {name}");
+        }
+        for id in &self.delete_maps {
+            let _ = writeln!(s, "delete map inet {table} {}", id.name());
+        }
+        s
+    }
+}
+
+/// Elements grouped per set, a bounded number per command.
+fn write_elements<'a>(
+    s: &mut String,
+    verb: &str,
+    table: &str,
+    items: impl Iterator<Item = (SetId, &'a Key, Option<&'a Value>)>,
+) {
+    let mut current: Option<SetId> = None;
+    let mut count = 0;
+    for (id, key, value) in items {
+        if current != Some(id) || count == 1000 {
+            if current.is_some() {
+                s.push_str(" }\n");
+            }
+            let _ = write!(s, "{verb} element inet {table} {} {{ ", id.name());
+            current = Some(id);
+            count = 0;
+        } else {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{key}");
+        if let Some(v) = value {
+            let _ = write!(s, "{v}");
+        }
+        count += 1;
+    }
+    if current.is_some() {
+        s.push_str(" }\n");
+    }
+}
+
+/// The fixed part of the table: sets, hooks, checks, masquerade. Depends only on the node's
+/// cluster and service CIDRs (kept in sets), so it is written once.
+pub fn skeleton(table: &str, node: &NodeFacts) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "table inet {table} {{");
+    for v6 in [false, true] {
+        let (ip, f) = (ipkw(v6), fam(v6));
+        let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
+        let fe = format!("{addr} . inet_proto . inet_service");
+        let cidrs = |list: &[IpNet]| -> String {
+            let mut nets: Vec<String> = list
+                .iter()
+                .filter(|n| matches!(n, IpNet::V6(_)) == v6)
+                .map(|n| n.trunc().to_string())
+                .collect();
+            nets.sort();
+            nets.dedup();
+            if nets.is_empty() {
+                String::new()
+            } else {
+                format!(" elements = {{ {} }};", nets.join(", "))
+            }
+        };
+        // No cluster CIDR known: every source counts as in-cluster (nothing masqueraded).
+        let mut cluster = cidrs(&node.cluster_cidrs);
+        if cluster.is_empty() {
+            cluster = format!(
+                " elements = {{ {} }};",
+                if v6 { "::/0" } else { "0.0.0.0/0" }
+            );
+        }
+        let _ = writeln!(s, "  map frontends{f} {{ type {fe} : verdict; }}");
+        let _ = writeln!(s, "  set no-endpoints{f} {{ type {fe}; }}");
+        let _ = writeln!(s, "  set service-ips{f} {{ type {addr}; }}");
+        let _ = writeln!(s, "  set service-ports{f} {{ type {fe}; }}");
+        let _ = writeln!(s, "  set firewall{f} {{ type {fe}; }}");
+        let _ = writeln!(
+            s,
+            "  set firewall-allow{f} {{ type {fe} . {addr}; flags interval; }}"
+        );
+        let _ = writeln!(s, "  set hairpin{f} {{ type {addr} . {addr}; }}");
+        let _ = writeln!(
+            s,
+            "  set affinity{f} {{ typeof {ip} saddr . numgen random mod 1; flags dynamic,timeout; timeout 3h; size {AFFINITY_SET_SIZE}; }}"
+        );
+        let _ = writeln!(
+            s,
+            "  set service-cidrs{f} {{ type {addr}; flags interval;{} }}",
+            cidrs(&node.service_cidrs)
+        );
+        let _ = writeln!(
+            s,
+            "  set cluster-cidrs{f} {{ type {addr}; flags interval;{cluster} }}"
+        );
+    }
+    s.push_str("  chain refuse {\n    meta l4proto tcp reject with tcp reset\n    reject\n  }\n");
+    s.push_str("  chain service-check {\n");
+    for v6 in [false, true] {
+        let (ip, f) = (ipkw(v6), fam(v6));
+        let fe = format!("{ip} daddr . meta l4proto . th dport");
+        let _ = writeln!(s, "    {fe} @no-endpoints{f} goto refuse");
+        let _ = writeln!(
+            s,
+            "    {fe} @firewall{f} {fe} . {ip} saddr != @firewall-allow{f} drop"
+        );
+        let _ = writeln!(
+            s,
+            "    {ip} daddr @service-ips{f} {fe} != @service-ports{f} goto refuse"
+        );
+        let _ = writeln!(
+            s,
+            "    {ip} daddr @service-cidrs{f} {ip} daddr != @service-ips{f} drop"
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain services {\n");
+    for v6 in [false, true] {
+        let (ip, f) = (ipkw(v6), fam(v6));
+        let _ = writeln!(
+            s,
+            "    {ip} daddr . meta l4proto . th dport vmap @frontends{f}"
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain filter-prerouting {\n    type filter hook prerouting priority dstnat - 10; policy accept;\n    ct state new jump service-check\n  }\n");
+    s.push_str("  chain filter-output {\n    type filter hook output priority -110; policy accept;\n    ct state new jump service-check\n  }\n");
+    s.push_str("  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    jump services\n  }\n");
+    s.push_str("  chain nat-output {\n    type nat hook output priority -100; policy accept;\n    jump services\n  }\n");
+    let _ = write!(
+        s,
+        "  chain nat-postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} meta mark set meta mark & {:#x} masquerade fully-random\n",
+        !MASQ_MARK
+    );
+    for v6 in [false, true] {
+        let (ip, f) = (ipkw(v6), fam(v6));
+        let _ = writeln!(
+            s,
+            "    ct status dnat {ip} saddr . {ip} daddr @hairpin{f} masquerade fully-random"
+        );
+    }
+    s.push_str("  }\n}\n");
+    s
+}

@@ -1,0 +1,271 @@
+//! The generated table in a real kernel, with real packets: a client namespace, a "node"
+//! namespace running podnet's table, and a server namespace with two pod addresses.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use podnet_netdev::testing::TestNs;
+use podnet_proxy::select::NodeFacts;
+use podnet_proxy::{compile, service_ports, Applier, Compiled};
+use serde_json::json;
+
+fn ip(ns: &TestNs, args: &str) {
+    let out = Command::new("ip")
+        .arg("-n")
+        .arg(ns.name())
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Net {
+    client: TestNs,
+    node: TestNs,
+    server: TestNs,
+}
+
+/// client 10.244.0.9 — node (10.244.0.1 | 10.244.1.1, 172.18.0.1) — server 10.244.1.5, .6
+fn net() -> Net {
+    let (client, node, server) = (
+        TestNs::new("pxc").unwrap(),
+        TestNs::new("pxn").unwrap(),
+        TestNs::new("pxs").unwrap(),
+    );
+    let link = |a: &TestNs, b: &TestNs| {
+        let out = Command::new("ip")
+            .args([
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                a.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+            ])
+            .arg(format!(
+                "to-{}",
+                if std::ptr::eq(a, &client) { "c" } else { "s" }
+            ))
+            .args(["netns", b.name()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    link(&client, &node);
+    link(&server, &node);
+    ip(&client, "addr add 10.244.0.9/24 dev eth0");
+    ip(&client, "link set eth0 up");
+    ip(&client, "route add default via 10.244.0.1");
+    ip(&server, "addr add 10.244.1.5/24 dev eth0");
+    ip(&server, "addr add 10.244.1.6/24 dev eth0");
+    ip(&server, "link set eth0 up");
+    ip(&server, "route add default via 10.244.1.1");
+    ip(&node, "addr add 10.244.0.1/24 dev to-c");
+    ip(&node, "addr add 172.18.0.1/32 dev to-c");
+    ip(&node, "link set to-c up");
+    ip(&node, "addr add 10.244.1.1/24 dev to-s");
+    ip(&node, "link set to-s up");
+    node.ns()
+        .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
+        .unwrap()
+        .unwrap();
+    Net {
+        client,
+        node,
+        server,
+    }
+}
+
+/// Listeners on both server addresses at `port`, answering their own address.
+fn serve(server: &TestNs, port: u16) {
+    for addr in ["10.244.1.5", "10.244.1.6"] {
+        let listener = server
+            .ns()
+            .run(|| TcpListener::bind((addr, port)))
+            .unwrap()
+            .unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.write_all(addr.as_bytes());
+            }
+        });
+    }
+}
+
+/// Connects from the client; the answering server's address, or the error kind.
+fn connect(client: &TestNs, to: &str) -> Result<String, std::io::ErrorKind> {
+    let to: SocketAddr = to.parse().unwrap();
+    client
+        .ns()
+        .run(|| {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(500))
+                .map_err(|e| e.kind())?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).map_err(|e| e.kind())?;
+            Ok(answer)
+        })
+        .unwrap()
+}
+
+fn facts() -> NodeFacts {
+    NodeFacts {
+        name: "node-1".into(),
+        zone: None,
+        nodeport_addresses: vec!["172.18.0.1".parse().unwrap()],
+        cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+        service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
+    }
+}
+
+fn objects(endpoints: &[&str]) -> (Vec<Service>, Vec<EndpointSlice>) {
+    let svcs = vec![
+        service(
+            "default",
+            "web",
+            json!({"type": "NodePort", "clusterIPs": ["10.96.0.20"],
+            "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}]}),
+        ),
+        service(
+            "default",
+            "empty",
+            json!({"clusterIPs": ["10.96.0.30"], "ports": [{"port": 80}]}),
+        ),
+    ];
+    let eps = endpoints.iter().map(|a| ready(a, "node-2")).collect();
+    let slices = vec![slice(
+        "default",
+        "web",
+        "a",
+        "IPv4",
+        json!([{"port": 8080}]),
+        eps,
+    )];
+    (svcs, slices)
+}
+
+fn build(
+    objs: &(Vec<Service>, Vec<EndpointSlice>),
+    previous: Option<&podnet_proxy::State>,
+) -> Compiled {
+    let mut problems = Vec::new();
+    let ports = service_ports(&objs.0, &objs.1, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    compile(&ports, &facts(), previous)
+}
+
+#[test]
+fn services_on_the_data_path() {
+    let n = net();
+    serve(&n.server, 8080);
+    let mut applier = Applier::new("podnet-proxy");
+    let objs = objects(&["10.244.1.5", "10.244.1.6"]);
+    let c = build(&objs, None);
+    let stats = n
+        .node
+        .ns()
+        .run(|| applier.sync(&facts(), &c.state))
+        .unwrap()
+        .unwrap();
+    assert!(stats.full && stats.ops > 0);
+
+    // ClusterIP: spread over both endpoints.
+    let seen: BTreeSet<String> = (0..30)
+        .map(|_| connect(&n.client, "10.96.0.20:80").unwrap())
+        .collect();
+    assert_eq!(seen, ["10.244.1.5", "10.244.1.6"].map(String::from).into());
+    // NodePort on the node's address.
+    assert!(connect(&n.client, "172.18.0.1:30080")
+        .unwrap()
+        .starts_with("10.244.1."));
+    // No endpoints, and an unused port of a ClusterIP: refused at once.
+    for to in ["10.96.0.30:80", "10.96.0.20:81"] {
+        let start = Instant::now();
+        assert_eq!(
+            connect(&n.client, to),
+            Err(std::io::ErrorKind::ConnectionRefused),
+            "{to}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_millis(400),
+            "{to}: {:?}",
+            start.elapsed()
+        );
+    }
+    // An unallocated service IP: dropped (the client times out).
+    assert_eq!(
+        connect(&n.client, "10.96.0.99:80"),
+        Err(std::io::ErrorKind::TimedOut)
+    );
+
+    // No-op resync: nothing written.
+    let c2 = build(&objs, applier.written());
+    let stats = n
+        .node
+        .ns()
+        .run(|| applier.sync(&facts(), &c2.state))
+        .unwrap()
+        .unwrap();
+    assert_eq!((stats.ops, stats.full), (0, false));
+
+    // One endpoint goes: both frontends (ClusterIP, NodePort) move to the one-endpoint chains
+    // and map (maps, chains with rules, verdicts, slots: 20 operations, one transaction);
+    // new connections all reach the remaining endpoint.
+    let objs = objects(&["10.244.1.6"]);
+    let c3 = build(&objs, applier.written());
+    let stats = n
+        .node
+        .ns()
+        .run(|| applier.sync(&facts(), &c3.state))
+        .unwrap()
+        .unwrap();
+    assert!(!stats.full && stats.ops <= 20, "{stats:?}");
+    for _ in 0..10 {
+        assert_eq!(connect(&n.client, "10.96.0.20:80").unwrap(), "10.244.1.6");
+    }
+    // Scale to zero: refused at once.
+    let c4 = build(&objects(&[]), applier.written());
+    n.node
+        .ns()
+        .run(|| applier.sync(&facts(), &c4.state))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        connect(&n.client, "10.96.0.20:80"),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+
+    // A new applier (agent restart) rewrites the table in one transaction and works.
+    let mut fresh = Applier::new("podnet-proxy");
+    let c5 = build(&objects(&["10.244.1.5"]), None);
+    let stats = n
+        .node
+        .ns()
+        .run(|| fresh.sync(&facts(), &c5.state))
+        .unwrap()
+        .unwrap();
+    assert!(stats.full);
+    assert_eq!(connect(&n.client, "10.96.0.20:80").unwrap(), "10.244.1.5");
+    n.node.ns().run(|| fresh.remove()).unwrap().unwrap();
+    let _ = (IpAddr::from([0, 0, 0, 0]),);
+}
