@@ -11,6 +11,7 @@ pub mod cniconf;
 pub mod masq;
 pub mod metrics;
 pub mod node;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ pub struct AgentConfig {
     /// Destinations besides the nodes' pod CIDRs that are not masqueraded (cluster and
     /// service CIDRs).
     pub no_masquerade: Vec<IpNet>,
+    /// The service proxy (`None`: off).
+    pub proxy: Option<proxy::ProxyOptions>,
 }
 
 /// What stops the agent.
@@ -349,6 +352,15 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     }
     tracing::info!(node = %cfg.node, "waiting for the full Node list");
     view.synced(&[Kind::Node]).await?;
+    if let Some(opts) = cfg.proxy.clone() {
+        tokio::spawn(proxy::run(
+            opts,
+            cfg.node.clone(),
+            view.clone(),
+            metrics.clone(),
+            cfg.resync,
+        ));
+    }
     let cfg = Arc::new(cfg);
     let mut changes = view.changes(Kind::Node);
     let mut backoff = Duration::from_millis(250);

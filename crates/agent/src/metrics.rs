@@ -38,6 +38,18 @@ pub struct Metrics {
     pub source_errors: Counter,
     /// Nodes in the view (`podnet_nodes`).
     pub nodes: Gauge,
+    /// Service proxy syncs (`podnet_proxy_syncs_total`).
+    pub proxy_syncs: Counter,
+    /// nftables operations the proxy wrote (`podnet_proxy_operations_total`).
+    pub proxy_ops: Counter,
+    /// Duration of a proxy sync: compile and apply (`podnet_proxy_sync_duration_seconds`).
+    pub proxy_sync_duration: Histogram,
+    /// Proxy syncs that failed (`podnet_proxy_errors_total`).
+    pub proxy_errors: Counter,
+    /// Service frontends programmed (`podnet_proxy_frontends`).
+    pub proxy_frontends: Gauge,
+    /// Stale UDP conntrack entries removed (`podnet_proxy_conntrack_deleted_total`).
+    pub conntrack_deleted: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +64,12 @@ impl Default for Metrics {
             kernel_writes: Counter::default(),
             source_errors: Counter::default(),
             nodes: Gauge::default(),
+            proxy_syncs: Counter::default(),
+            proxy_ops: Counter::default(),
+            proxy_sync_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            proxy_errors: Counter::default(),
+            proxy_frontends: Gauge::default(),
+            conntrack_deleted: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -86,6 +104,36 @@ impl Default for Metrics {
             m.source_errors.clone(),
         );
         registry.register("podnet_nodes", "Nodes in the view", m.nodes.clone());
+        registry.register(
+            "podnet_proxy_syncs",
+            "Service proxy syncs",
+            m.proxy_syncs.clone(),
+        );
+        registry.register(
+            "podnet_proxy_operations",
+            "nftables operations written by the service proxy",
+            m.proxy_ops.clone(),
+        );
+        registry.register(
+            "podnet_proxy_sync_duration_seconds",
+            "Duration of a service proxy sync (compile and apply)",
+            m.proxy_sync_duration.clone(),
+        );
+        registry.register(
+            "podnet_proxy_errors",
+            "Service proxy syncs that failed",
+            m.proxy_errors.clone(),
+        );
+        registry.register(
+            "podnet_proxy_frontends",
+            "Service frontends (address, protocol, port) programmed",
+            m.proxy_frontends.clone(),
+        );
+        registry.register(
+            "podnet_proxy_conntrack_deleted",
+            "Stale UDP conntrack entries removed",
+            m.conntrack_deleted.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

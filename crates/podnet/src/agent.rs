@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ipnet::IpNet;
 use podnet_agent::cniconf::CniConfOptions;
+use podnet_agent::proxy::ProxyOptions;
 use podnet_agent::{AgentConfig, RoutingMode, Source};
 use podnet_routing::VxlanConfig;
 
@@ -59,6 +60,13 @@ pub struct AgentArgs {
     /// Service CIDR (not masqueraded); repeatable.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cidr: Vec<IpNet>,
+    /// Do not run the service proxy (nftables table `inet podnet-proxy`).
+    #[arg(long)]
+    no_proxy: bool,
+    /// Serve NodePorts on the node's addresses in these CIDRs (repeatable); default: the
+    /// node's primary address of each family.
+    #[arg(long)]
+    nodeport_addresses: Vec<IpNet>,
     /// VXLAN network identifier.
     #[arg(long, default_value_t = 1)]
     vxlan_vni: u32,
@@ -94,6 +102,12 @@ impl AgentArgs {
                 kubeconfig: self.kubeconfig,
             },
         };
+        let proxy = (!self.no_proxy).then(|| ProxyOptions {
+            table: podnet_proxy::TABLE.to_string(),
+            cluster_cidrs: self.cluster_cidr.clone(),
+            service_cidrs: self.service_cidr.clone(),
+            nodeport_cidrs: self.nodeport_addresses,
+        });
         let mut no_masquerade = self.cluster_cidr;
         no_masquerade.extend(self.service_cidr);
         AgentConfig {
@@ -116,6 +130,7 @@ impl AgentArgs {
             }),
             masquerade: !self.no_masquerade,
             no_masquerade,
+            proxy,
         }
     }
 }

@@ -294,6 +294,8 @@ fn ports_of(
             )),
         }
     }
+    // The firewall set is an interval set: overlapping ranges are merged.
+    let source_ranges = IpNet::aggregate(&source_ranges);
     let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
         spec.session_affinity_config
             .as_ref()

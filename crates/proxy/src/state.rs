@@ -564,13 +564,16 @@ pub fn skeleton(table: &str, node: &NodeFacts) -> String {
         let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
         let fe = format!("{addr} . inet_proto . inet_service");
         let cidrs = |list: &[IpNet]| -> String {
-            let mut nets: Vec<String> = list
+            // Interval sets refuse overlapping elements: merge first.
+            let family: Vec<IpNet> = list
                 .iter()
                 .filter(|n| matches!(n, IpNet::V6(_)) == v6)
-                .map(|n| n.trunc().to_string())
+                .map(IpNet::trunc)
                 .collect();
-            nets.sort();
-            nets.dedup();
+            let nets: Vec<String> = IpNet::aggregate(&family)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             if nets.is_empty() {
                 String::new()
             } else {
