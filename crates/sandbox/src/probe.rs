@@ -81,6 +81,9 @@ pub enum Outcome {
         answer: String,
         /// From the start of the probe to the end of the answer.
         elapsed: Duration,
+        /// The client's address as the server saw it (after any NAT), when the server says
+        /// (the sandbox's built-in HTTP server does).
+        client: Option<String>,
     },
     /// The address could not be reached or did not answer.
     Deny {
@@ -140,11 +143,13 @@ fn probe_tcp(addr: SocketAddr, timeout: Duration) -> Outcome {
         Ok(()) => Outcome::Allow {
             answer: answer_text(&buf),
             elapsed,
+            client: client_header(&buf),
         },
         // Part of an answer, then a reset or the deadline: the port answered all the same.
         Err(_) if !buf.is_empty() => Outcome::Allow {
             answer: answer_text(&buf),
             elapsed,
+            client: client_header(&buf),
         },
         Err(e) if is_timeout(&e) => deny(format!(
             "connected, but no answer within {}",
@@ -224,6 +229,18 @@ fn http_complete(buf: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
+/// The value of the built-in server's client header, if the answer has one.
+fn client_header(buf: &[u8]) -> Option<String> {
+    let (head, _) = split_http(buf)?;
+    let head = String::from_utf8_lossy(head);
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case(crate::serve::CLIENT_HEADER)
+            .then(|| value.trim().to_string())
+    })
+}
+
 /// The answer in `buf`: the body of an HTTP response (cut at its `Content-Length`), or the
 /// whole text when it is not HTTP.
 fn answer_text(buf: &[u8]) -> String {
@@ -278,6 +295,7 @@ fn probe_udp(addr: SocketAddr, timeout: Duration) -> Outcome {
                     return Outcome::Allow {
                         answer: String::from_utf8_lossy(&buf[..n]).into_owned(),
                         elapsed: start.elapsed(),
+                        client: None,
                     }
                 }
                 Err(e) if is_timeout(&e) => break,
@@ -361,7 +379,9 @@ mod tests {
 
     fn answer(outcome: Outcome) -> String {
         match outcome {
-            Outcome::Allow { answer, elapsed } => {
+            Outcome::Allow {
+                answer, elapsed, ..
+            } => {
                 assert!(elapsed < TIMEOUT, "{elapsed:?}");
                 answer
             }

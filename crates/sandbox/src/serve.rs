@@ -284,7 +284,7 @@ async fn answer_tcp(mut stream: TcpStream, peer: SocketAddr, name: Arc<str>) {
             return;
         }
     };
-    let response = http_response(&name, head.starts_with(b"HEAD "));
+    let response = http_response(&name, head.starts_with(b"HEAD "), peer);
     match timed(HEAD_TIMEOUT, async {
         stream.write_all(&response).await?;
         stream.shutdown().await
@@ -337,13 +337,17 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// The header telling the client how the server saw it (its address after any NAT).
+pub const CLIENT_HEADER: &str = "X-Podnet-Client";
+
 /// The whole answer to a request: the name as a `text/plain` body (left out, but counted, for
-/// a `HEAD` request).
-fn http_response(name: &str, head_only: bool) -> Vec<u8> {
+/// a `HEAD` request), and the client's address as the server saw it in [`CLIENT_HEADER`].
+fn http_response(name: &str, head_only: bool, peer: SocketAddr) -> Vec<u8> {
     let mut response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        name.len()
+         {CLIENT_HEADER}: {}\r\nConnection: close\r\n\r\n",
+        name.len(),
+        peer.ip().to_canonical()
     )
     .into_bytes();
     if !head_only {
@@ -445,9 +449,13 @@ mod tests {
     }
 
     fn expected(name: &str) -> String {
+        expected_from(name, "127.0.0.1")
+    }
+
+    fn expected_from(name: &str, client: &str) -> String {
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{name}",
+             X-Podnet-Client: {client}\r\nConnection: close\r\n\r\n{name}",
             name.len()
         )
     }
@@ -474,7 +482,7 @@ mod tests {
             eprintln!("no IPv6 on loopback, skipping the IPv6 half");
             return;
         };
-        assert_eq!(exchange(v6, req, false).await, expected("dual"));
+        assert_eq!(exchange(v6, req, false).await, expected_from("dual", "::1"));
         let v6 = SocketAddr::new(v6.ip(), udp[0]);
         assert_eq!(udp_exchange(v6, b"x").await, "dual");
     }

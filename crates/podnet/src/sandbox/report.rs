@@ -236,8 +236,12 @@ fn probe_from(rec: &PodRec, addr: SocketAddr, proto: Proto, timeout: Duration) -
 
 fn outcome_json(o: &Outcome) -> Value {
     match o {
-        Outcome::Allow { answer, elapsed } => {
-            json!({"result": "allow", "answer": answer, "ms": elapsed.as_secs_f64() * 1000.0})
+        Outcome::Allow {
+            answer,
+            elapsed,
+            client,
+        } => {
+            json!({"result": "allow", "answer": answer, "client": client, "ms": elapsed.as_secs_f64() * 1000.0})
         }
         Outcome::Deny { reason } => json!({"result": "deny", "reason": reason}),
     }
@@ -302,6 +306,7 @@ pub fn probe_cmd(
             Outcome::Allow {
                 answer: v["answer"].as_str().unwrap_or_default().to_string(),
                 elapsed: Duration::from_secs_f64(v["ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                client: v["client"].as_str().map(str::to_string),
             }
         } else {
             Outcome::Deny {
@@ -434,7 +439,9 @@ fn render_matrix(cells: &[Cell]) -> String {
         .to_vec()];
     for c in cells {
         let (res, ans) = match &c.outcome {
-            Outcome::Allow { answer, elapsed } => (
+            Outcome::Allow {
+                answer, elapsed, ..
+            } => (
                 "allow",
                 format!("{answer:?} in {:.1} ms", elapsed.as_secs_f64() * 1000.0),
             ),
