@@ -345,3 +345,129 @@ fn two_sandboxes_side_by_side_and_down_after_kill_9() {
         .all(|c| c["result"] == "allow"));
     assert_eq!(b.namespaces().len(), 1 + 1 + 3);
 }
+
+/// Probes from pod `from` and answers the JSON outcome.
+fn probe_json(sb: &Sb, from: &str, target: &str, port: &str) -> Value {
+    let out = sb.run(&["probe", "--json", from, target, port]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "probe {from} {target} {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Probes from node `node`'s own namespace (a client outside the pod network), as JSON.
+fn probe_from_node(sb: &Sb, node: &str, ip: &str, port: u16) -> Value {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("psb.{}.{node}", sb.name)])
+        .arg(PODNET)
+        .args(["sandbox", "probe-raw", ip, &port.to_string(), "tcp"])
+        .args(["--timeout", "1s"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Retries `f` for up to 10 s until `ok` holds (the agents program Services asynchronously,
+/// as kube-proxy does); answers the last value.
+fn eventually(mut f: impl FnMut() -> Value, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let v = f();
+        if ok(&v) || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn service<'a>(svcs: &'a [Value], ns: &str, name: &str) -> &'a Value {
+    svcs.iter()
+        .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no service {ns}/{name}"))
+}
+
+#[test]
+fn services_through_the_proxy() {
+    let sb = Sb::new("svc");
+    sb.ok(&["up", "-f", &examples()]);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("np.yaml");
+    std::fs::write(
+        &extra,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web-np}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: web-local}\nspec:\n  type: NodePort\n  externalTrafficPolicy: Local\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n",
+    )
+    .unwrap();
+    sb.ok(&["apply", "-f", extra.to_str().unwrap()]);
+    let svcs = sb.items("services");
+    let pods = sb.items("pods");
+    let web_ip = service(&svcs, "default", "web")["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api_ip = service(&svcs, "backend", "api")["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node_port = |name: &str| {
+        service(&svcs, "default", name)["spec"]["ports"][0]["nodePort"]
+            .as_u64()
+            .unwrap() as u16
+    };
+    let client_ip = pod(&pods, "default/client")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let allowed = |v: &Value| v["result"] == "allow";
+
+    // ClusterIP: the client pod (node-2) spreads over all three web pods, unmasqueraded.
+    eventually(|| probe_json(&sb, "default/client", &web_ip, "80"), allowed);
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let v = probe_json(&sb, "default/client", &web_ip, "80");
+        assert_eq!(v["result"], "allow", "{v}");
+        assert_eq!(v["client"], client_ip.as_str(), "{v}");
+        answered.insert(v["answer"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        answered,
+        ["web-1", "web-2", "web-3"].map(String::from).into(),
+        "spread over the endpoints"
+    );
+    // UDP through the ClusterIP (named target port 5353).
+    let v = eventually(|| probe_json(&sb, "default/client", &api_ip, "53/udp"), allowed);
+    assert!(v["answer"].as_str().unwrap().starts_with("api-"), "{v}");
+    // By name, through the pod's resolv.conf search path is the DNS issue's; the IP works.
+
+    // NodePort on node-1's address, from a pod on node-2.
+    let node1 = "172.18.0.2";
+    let np = node_port("web-np");
+    let v = eventually(|| probe_json(&sb, "default/client", node1, &np.to_string()), allowed);
+    assert!(v["answer"].as_str().unwrap().starts_with("web-"), "{v}");
+    // From node-2 itself (outside the pod network): externalTrafficPolicy Cluster masquerades...
+    let v = eventually(|| probe_from_node(&sb, "node-2", node1, np), allowed);
+    assert_ne!(v["client"], "172.18.0.3", "{v}");
+    // ... and Local keeps the client's address and answers from node-1's own pod only.
+    let local = node_port("web-local");
+    for _ in 0..10 {
+        let v = eventually(|| probe_from_node(&sb, "node-2", node1, local), allowed);
+        assert_eq!(v["client"], "172.18.0.3", "{v}");
+        assert_eq!(v["answer"], "web-1", "{v}");
+    }
+
+    // An unused port of a ClusterIP is refused at once.
+    let v = probe_json(&sb, "default/client", &web_ip, "81");
+    assert_eq!(v["result"], "deny", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("refused"), "{v}");
+
+    // Scale the backend to zero: the ClusterIP refuses at once (no timeout).
+    sb.ok(&["delete", "pod", "backend/api-1"]);
+    sb.ok(&["delete", "pod", "backend/api-2"]);
+    let v = eventually(
+        || probe_json(&sb, "default/client", &api_ip, "80"),
+        |v| v["result"] == "deny",
+    );
+    assert!(v["reason"].as_str().unwrap().contains("refused"), "{v}");
+}

@@ -454,11 +454,15 @@ impl Plan {
                 }
             }
         }
-        for name in old.chains.keys() {
-            if !new.chains.contains_key(name) {
-                plan.delete_chains.push(name.clone());
-            }
-        }
+        // A chain is added after the chain it goes to, and deleted before it.
+        plan.add_chains.sort_by_key(|(_, c)| c.shortcut.is_some());
+        let mut gone: Vec<(&String, &Chain)> = old
+            .chains
+            .iter()
+            .filter(|(name, _)| !new.chains.contains_key(*name))
+            .collect();
+        gone.sort_by_key(|(_, c)| c.shortcut.is_none());
+        plan.delete_chains = gone.into_iter().map(|(n, _)| n.clone()).collect();
         let (old_maps, new_maps) = (old.slot_maps(), new.slot_maps());
         plan.add_maps = new_maps.difference(&old_maps).copied().collect();
         plan.delete_maps = old_maps.difference(&new_maps).copied().collect();

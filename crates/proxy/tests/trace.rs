@@ -725,3 +725,35 @@ fn stale_udp_flows_when_an_endpoint_goes() {
     assert_eq!(stale[0].1.to_string(), "10.244.0.5:53");
     assert!(after.stale_udp(&after).is_empty());
 }
+
+#[test]
+fn chains_are_added_after_the_chains_they_go_to() {
+    let n = node("node-1");
+    let svc = service(
+        "default",
+        "np",
+        json!({"type": "NodePort", "clusterIPs": ["10.96.0.40"],
+        "externalTrafficPolicy": "Local", "ports": [{"port": 80, "nodePort": 30080}]}),
+    );
+    let sl = slice(
+        "default",
+        "np",
+        "a",
+        "IPv4",
+        json!([{"port": 80}]),
+        vec![
+            ready("10.244.0.5", "node-1"),
+            ready("10.244.1.5", "node-2"),
+            ready("10.244.2.5", "node-3"),
+        ],
+    );
+    let c = build(&[svc], &[sl], &n);
+    let plan = Plan::full(&c.state);
+    let order: Vec<&str> = plan.add_chains.iter().map(|(n, _)| n.as_str()).collect();
+    let pos = |name: &str| order.iter().position(|n| *n == name).unwrap();
+    assert!(pos("pods4-3") < pos("local4-1-3"), "{order:?}");
+    let back = Plan::diff(&c.state, &podnet_proxy::State::default());
+    let del = &back.delete_chains;
+    let dpos = |name: &str| del.iter().position(|n| n == name).unwrap();
+    assert!(dpos("local4-1-3") < dpos("pods4-3"), "{del:?}");
+}
