@@ -478,6 +478,95 @@ fn render_matrix(cells: &[Cell]) -> String {
 }
 
 /// `demo`: up, apply the examples, show pods and the connectivity report.
+/// Probes every ClusterIP port a dozen times from one client pod: which endpoints answered.
+/// The agents program Services asynchronously, so the first probe of each port may wait up
+/// to 5 s for an answer.
+fn services_report(sb: &Sandbox) -> String {
+    const TRIES: usize = 12;
+    let client = sb
+        .state
+        .pods
+        .get("default/client")
+        .or_else(|| sb.state.pods.values().next());
+    let Some(client) = client else {
+        return "  (no pod to probe from)\n".into();
+    };
+    let mut out = String::new();
+    for (key, svc) in &sb.state.services {
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
+        let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        for port in spec.ports.iter().flatten() {
+            let proto: Proto = match port.protocol.as_deref().unwrap_or("TCP") {
+                "UDP" => Proto::Udp,
+                "TCP" => Proto::Tcp,
+                _ => continue,
+            };
+            let Ok(p) = u16::try_from(port.port) else {
+                continue;
+            };
+            let addr = SocketAddr::new(ip, p);
+            let first_deadline = Instant::now() + Duration::from_secs(5);
+            let mut answers: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut last_deny = String::new();
+            let mut tries = 0;
+            while tries < TRIES {
+                match probe_from(client, addr, proto, Duration::from_secs(1)) {
+                    Ok(Outcome::Allow { answer, .. }) => {
+                        *answers.entry(answer).or_default() += 1;
+                        tries += 1;
+                    }
+                    Ok(Outcome::Deny { reason })
+                        if answers.is_empty() && Instant::now() < first_deadline =>
+                    {
+                        last_deny = reason;
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Ok(Outcome::Deny { reason }) => {
+                        last_deny = reason;
+                        tries += 1;
+                    }
+                    Err(e) => {
+                        last_deny = e.to_string();
+                        tries += 1;
+                    }
+                }
+            }
+            let answered: usize = answers.values().sum();
+            let spread = answers
+                .iter()
+                .map(|(who, n)| format!("{who} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = std::fmt::Write::write_fmt(
+                &mut out,
+                format_args!(
+                    "  {key:<16} {addr}/{proto:<4} from {}: {answered}/{TRIES} answered{}{}\n",
+                    client.pod.metadata.name.as_deref().unwrap_or("?"),
+                    if spread.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by {spread}")
+                    },
+                    if answered < TRIES {
+                        format!(" (last: {last_deny})")
+                    } else {
+                        String::new()
+                    },
+                ),
+            );
+        }
+    }
+    out
+}
+
 pub fn demo(name: &str, routing: &str, examples: &Path, keep: bool) -> Result<i32> {
     let examples: PathBuf = examples.to_path_buf();
     if !examples.is_dir() {
@@ -510,10 +599,12 @@ pub fn demo(name: &str, routing: &str, examples: &Path, keep: bool) -> Result<i3
         let sb = Sandbox::open(name)?;
         let cells = matrix(&sb, Duration::from_secs(1));
         print!("{}", render_matrix(&cells));
-        println!("\npodnet today: CNI (veth, IPAM, bridge), node routing ({routing}) by the agent, masquerade,");
         println!(
-            "EndpointSlices from Services. Service proxy, NetworkPolicy and cluster DNS: to come."
+            "\n-- services: ClusterIPs through podnet's nftables service proxy (real packets)"
         );
+        print!("{}", services_report(&sb));
+        println!("\npodnet today: CNI (veth, IPAM, bridge), node routing ({routing}) by the agent, masquerade,");
+        println!("EndpointSlices from Services, the service proxy. NetworkPolicy and cluster DNS: to come.");
         Ok(())
     })();
     if keep {
