@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+pub mod netlink;
+
 /// What went wrong running `nft`.
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
@@ -19,6 +21,9 @@ pub enum NftError {
     /// nft refused the transaction or command (nothing of it was applied).
     #[error("nft refused: {0}")]
     Refused(String),
+    /// nf_tables netlink failed or refused a request (see [`netlink::Error`]).
+    #[error(transparent)]
+    Netlink(#[from] netlink::Error),
 }
 
 /// `nft` from PATH, else from the usual sbin directories (runtimes may pass a thin PATH).
