@@ -255,7 +255,7 @@ fn services_on_the_data_path() {
         Err(std::io::ErrorKind::ConnectionRefused)
     );
 
-    // A new applier (agent restart) rewrites the table in one transaction and works.
+    // A new applier (agent restart) adopts the table: refills its sets in one transaction.
     let mut fresh = Applier::new("podnet-proxy");
     let c5 = build(&objects(&["10.244.1.5"]), None);
     let stats = n
@@ -264,8 +264,45 @@ fn services_on_the_data_path() {
         .run(|| fresh.sync(&facts(), &c5.state))
         .unwrap()
         .unwrap();
-    assert!(stats.full);
+    assert!(stats.full && !stats.created, "{stats:?}");
     assert_eq!(connect(&n.client, "10.96.0.20:80").unwrap(), "10.244.1.5");
-    n.node.ns().run(|| fresh.remove()).unwrap().unwrap();
+    // Restart while the kernel holds other chains: those not wanted any more are removed.
+    let mut again = Applier::new("podnet-proxy");
+    let c6 = build(&objects(&["10.244.1.5", "10.244.1.6"]), None);
+    let stats = n
+        .node
+        .ns()
+        .run(|| again.sync(&facts(), &c6.state))
+        .unwrap()
+        .unwrap();
+    assert!(stats.full && !stats.created, "{stats:?}");
+    let listing = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            n.node.name(),
+            "nft",
+            "-t",
+            "list",
+            "table",
+            "inet",
+            "podnet-proxy",
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("chain int4-2") && !listing.contains("chain int4-1"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("map endpoints4-2") && !listing.contains("map endpoints4-1"),
+        "{listing}"
+    );
+    let seen: BTreeSet<String> = (0..30)
+        .map(|_| connect(&n.client, "10.96.0.20:80").unwrap())
+        .collect();
+    assert_eq!(seen.len(), 2);
+    n.node.ns().run(|| again.remove()).unwrap().unwrap();
     let _ = (IpAddr::from([0, 0, 0, 0]),);
 }

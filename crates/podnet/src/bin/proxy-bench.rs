@@ -1,0 +1,301 @@
+//! Service proxy benchmark, in network namespaces made for it (nothing in the root namespace):
+//!
+//! 1. full sync of N Services × E endpoints (compile + apply into an empty table), and the
+//!    process's memory with the objects and the state held;
+//! 2. one endpoint change at that size (compile against the last state + apply), median of
+//!    several changes;
+//! 3. first-packet latency: new TCP connections from a client namespace through a ClusterIP
+//!    to a server namespace, with 1 Service programmed and with N, median of many connects
+//!    (and the same straight to the pod address, the floor).
+//!
+//! `cargo build --release --bins && target/release/proxy-bench --services 1000,10000,30000`
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use podnet::stats::{median, own_memory_kib, percentile, sorted};
+use podnet_netdev::testing::TestNs;
+use podnet_proxy::{compile, service_ports, Applier, Compiled, NodeFacts, State};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "podnet service proxy benchmark")]
+struct Args {
+    /// Service counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,30000")]
+    services: Vec<usize>,
+    /// Endpoints per Service.
+    #[arg(long, default_value_t = 10)]
+    endpoints: usize,
+    /// Endpoint changes timed per size.
+    #[arg(long, default_value_t = 20)]
+    changes: usize,
+    /// New connections timed per latency measurement.
+    #[arg(long, default_value_t = 2000)]
+    connects: usize,
+}
+
+fn service(i: usize) -> Service {
+    let ip =
+        std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 96, 0, 0)) + i as u32 + 1);
+    serde_json::from_value(json!({
+        "metadata": {"namespace": "bench", "name": format!("s{i}")},
+        "spec": {"clusterIP": ip.to_string(), "clusterIPs": [ip.to_string()],
+                 "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .expect("static service")
+}
+
+/// Service 0's endpoints are the two real servers; the others' are made up.
+fn slice(i: usize, endpoints: usize, salt: u32) -> EndpointSlice {
+    let eps: Vec<serde_json::Value> = if i == 0 {
+        vec![
+            json!({"addresses": ["10.244.1.5"], "nodeName": "node-2"}),
+            json!({"addresses": ["10.244.1.6"], "nodeName": "node-2"}),
+        ]
+    } else {
+        (0..endpoints)
+            .map(|j| {
+                let n = u32::from(std::net::Ipv4Addr::new(10, 128, 0, 0))
+                    + (i * endpoints + j) as u32
+                    + salt;
+                json!({"addresses": [std::net::Ipv4Addr::from(n).to_string()], "nodeName": "node-2",
+                       "conditions": {"ready": true}})
+            })
+            .collect()
+    };
+    serde_json::from_value(json!({
+        "metadata": {"namespace": "bench", "name": format!("s{i}-abc"),
+                     "labels": {"kubernetes.io/service-name": format!("s{i}")}},
+        "addressType": "IPv4",
+        "ports": [{"port": 8080, "protocol": "TCP"}],
+        "endpoints": eps,
+    }))
+    .expect("static slice")
+}
+
+fn facts() -> NodeFacts {
+    NodeFacts {
+        name: "node-1".into(),
+        zone: None,
+        nodeport_addresses: vec!["172.18.0.1".parse().expect("static")],
+        cluster_cidrs: vec!["10.244.0.0/16".parse().expect("static")],
+        service_cidrs: vec!["10.96.0.0/12".parse().expect("static")],
+    }
+}
+
+fn build(svcs: &[Service], slices: &[EndpointSlice], previous: Option<&State>) -> Compiled {
+    let mut problems = Vec::new();
+    let ports = service_ports(svcs, slices, &mut problems);
+    compile(&ports, &facts(), previous)
+}
+
+fn ip(ns: &TestNs, args: &str) -> Result<()> {
+    let out = Command::new("ip")
+        .arg("-n")
+        .arg(ns.name())
+        .args(args.split_whitespace())
+        .output()?;
+    if !out.status.success() {
+        bail!("ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+struct Net {
+    client: TestNs,
+    node: TestNs,
+    server: TestNs,
+}
+
+/// client 10.244.0.9 — node (router, podnet's table) — server 10.244.1.5 and .6 on :8080.
+fn net() -> Result<Net> {
+    let (client, node, server) = (
+        TestNs::new("pbc")?,
+        TestNs::new("pbn")?,
+        TestNs::new("pbs")?,
+    );
+    for (a, peer) in [(&client, "to-c"), (&server, "to-s")] {
+        let out = Command::new("ip")
+            .args([
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                a.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+            ])
+            .args(["netns", node.name()])
+            .output()?;
+        if !out.status.success() {
+            bail!("veth: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    ip(&client, "addr add 10.244.0.9/24 dev eth0")?;
+    ip(&client, "link set eth0 up")?;
+    ip(&client, "route add default via 10.244.0.1")?;
+    ip(&server, "addr add 10.244.1.5/24 dev eth0")?;
+    ip(&server, "addr add 10.244.1.6/24 dev eth0")?;
+    ip(&server, "link set eth0 up")?;
+    ip(&server, "route add default via 10.244.1.1")?;
+    ip(&node, "addr add 10.244.0.1/24 dev to-c")?;
+    ip(&node, "link set to-c up")?;
+    ip(&node, "addr add 10.244.1.1/24 dev to-s")?;
+    ip(&node, "link set to-s up")?;
+    node.ns()
+        .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))??;
+    for addr in ["10.244.1.5", "10.244.1.6"] {
+        let listener = server.ns().run(|| TcpListener::bind((addr, 8080)))??;
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+            }
+        });
+    }
+    Ok(Net {
+        client,
+        node,
+        server,
+    })
+}
+
+/// Median and p90 of `n` connect times (µs) to `to` from the client namespace.
+fn connect_latency(net: &Net, to: SocketAddr, n: usize) -> Result<(f64, f64)> {
+    let times = net.client.ns().run(|| -> Result<Vec<f64>> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n + n / 10 {
+            let t = Instant::now();
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(1))
+                .with_context(|| format!("connect {to}"))?;
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            let _ = s.read(&mut [0u8; 1]);
+        }
+        // The first tenth warms caches up.
+        Ok(times.split_off(n / 10))
+    })??;
+    let s = sorted(&times);
+    Ok((median(&s), percentile(&s, 90.0)))
+}
+
+struct Row {
+    services: usize,
+    compile_ms: f64,
+    apply_ms: f64,
+    ops: usize,
+    rss_mib: f64,
+    change_ms: f64,
+    change_apply_ms: f64,
+    change_ops: f64,
+    latency_us: (f64, f64),
+}
+
+fn run_size(net: &Net, args: &Args, n: usize) -> Result<Row> {
+    let svcs: Vec<Service> = (0..n).map(service).collect();
+    let mut slices: Vec<EndpointSlice> = (0..n).map(|i| slice(i, args.endpoints, 0)).collect();
+    let mut applier = Applier::new(podnet_proxy::TABLE);
+    let t = Instant::now();
+    let c = build(&svcs, &slices, None);
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let stats = net.node.ns().run(|| applier.sync(&facts(), &c.state))??;
+    let apply_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_mib = own_memory_kib()
+        .map(|(rss, _)| rss as f64 / 1024.0)
+        .unwrap_or(f64::NAN);
+    drop(c);
+    // One endpoint of one Service replaced, each time another Service.
+    let (mut total, mut apply, mut ops) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..if n > 1 { args.changes } else { 0 } {
+        let i = 1 + (k * 7919) % (n - 1).max(1);
+        slices[i] = slice(i, args.endpoints, 1_000_000 + k as u32);
+        let t = Instant::now();
+        let prev = applier.written().cloned();
+        let c = build(&svcs, &slices, prev.as_ref());
+        let t_apply = Instant::now();
+        let s = net.node.ns().run(|| applier.sync(&facts(), &c.state))??;
+        apply.push(t_apply.elapsed().as_secs_f64() * 1e3);
+        total.push(t.elapsed().as_secs_f64() * 1e3);
+        ops.push(s.ops as f64);
+    }
+    let latency_us = connect_latency(net, "10.96.0.1:80".parse()?, args.connects)?;
+    Ok(Row {
+        services: n,
+        compile_ms,
+        apply_ms,
+        ops: stats.ops,
+        rss_mib,
+        change_ms: median(&sorted(&total)),
+        change_apply_ms: median(&sorted(&apply)),
+        change_ops: median(&sorted(&ops)),
+        latency_us,
+    })
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let net = net()?;
+    let direct = connect_latency(&net, "10.244.1.5:8080".parse()?, args.connects)?;
+    let mut rows = Vec::new();
+    for n in std::iter::once(1).chain(args.services.iter().copied()) {
+        eprintln!("measuring {n} services ...");
+        rows.push(run_size(&net, &args, n)?);
+        net.node
+            .ns()
+            .run(|| Applier::new(podnet_proxy::TABLE).remove())??;
+    }
+    let _ = &net.server;
+    println!(
+        "podnet service proxy: {} endpoints per Service; times are medians",
+        args.endpoints
+    );
+    println!(
+        "{:>8} {:>11} {:>10} {:>9} {:>9} {:>13} {:>11} {:>10} {:>20}",
+        "services",
+        "compile ms",
+        "apply ms",
+        "ops",
+        "RSS MiB",
+        "change ms",
+        "(apply ms)",
+        "change ops",
+        "1st packet µs p50/p90"
+    );
+    for r in &rows {
+        println!(
+            "{:>8} {:>11.1} {:>10.1} {:>9} {:>9.1} {:>13.2} {:>11.2} {:>10.0} {:>13.1} / {:.1}",
+            r.services,
+            r.compile_ms,
+            r.apply_ms,
+            r.ops,
+            r.rss_mib,
+            r.change_ms,
+            r.change_apply_ms,
+            r.change_ops,
+            r.latency_us.0,
+            r.latency_us.1
+        );
+    }
+    let one = rows.first().map(|r| r.latency_us.0).unwrap_or(f64::NAN);
+    for r in rows.iter().skip(1) {
+        println!(
+            "first-packet latency ratio {} services / 1 service: {:.3}",
+            r.services,
+            r.latency_us.0 / one
+        );
+    }
+    println!(
+        "straight to the pod (no Service): {:.1} / {:.1} µs",
+        direct.0, direct.1
+    );
+    Ok(())
+}
