@@ -17,7 +17,8 @@ use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use podnet_cluster::{ClusterView, Kind};
-use podnet_proxy::{compile, service_ports, Applier, Compiled, HealthCheck, NodeFacts};
+use podnet_proxy::state::SetKind;
+use podnet_proxy::{Applier, Compiler, HealthCheck, NodeFacts};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -95,8 +96,7 @@ pub async fn run(
     let mut changes: Vec<_> = kinds.iter().map(|k| view.changes(*k)).collect();
     let (health_tx, health_rx) = watch::channel(BTreeMap::new());
     let mut servers = HealthServers::new(health_rx);
-    let mut applier = Some(Applier::new(opts.table.clone()));
-    let mut last: Option<Compiled> = None;
+    let mut engine = Some((Applier::new(opts.table.clone()), Compiler::new()));
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -107,50 +107,42 @@ pub async fn run(
         let slices = view.endpoint_slices.state();
         let facts = node_facts(&opts, &me, &view.nodes.state());
         let started = Instant::now();
-        let Some(mut ap) = applier.take() else {
+        let Some((mut applier, mut compiler)) = engine.take() else {
             return;
         };
-        let previous = last.take();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut problems = Vec::new();
-            let ports = service_ports(
-                services.iter().map(|s| s.as_ref()),
-                slices.iter().map(|s| s.as_ref()),
-                &mut problems,
-            );
-            let mut compiled = compile(&ports, &facts, ap.written());
-            compiled.problems.extend(problems);
-            let result = ap.sync(&facts, &compiled.state);
-            let stale = match (&result, &previous) {
-                (Ok(_), Some(prev)) => prev.stale_udp(&compiled),
-                _ => Vec::new(),
+            let update = compiler.update(&services, &slices, &facts);
+            let result = applier.apply(&facts, compiler.state(), &update.plan);
+            let flows: Vec<podnet_conntrack::Flow> = if result.is_ok() {
+                update
+                    .stale_udp
+                    .iter()
+                    .map(|(fe, b)| podnet_conntrack::Flow {
+                        proto: fe.proto.number(),
+                        orig_dst: SocketAddr::new(fe.addr, fe.port),
+                        reply_src: *b,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
             };
-            let flows: Vec<podnet_conntrack::Flow> = stale
-                .iter()
-                .map(|(fe, b)| podnet_conntrack::Flow {
-                    proto: fe.proto.number(),
-                    orig_dst: SocketAddr::new(fe.addr, fe.port),
-                    reply_src: *b,
-                })
-                .collect();
             let deleted = if flows.is_empty() {
                 Ok(0)
             } else {
                 podnet_conntrack::delete_flows(&flows)
             };
-            (ap, compiled, result, deleted, previous)
+            (applier, compiler, result, deleted)
         })
         .await;
-        let Ok((ap, compiled, result, deleted, previous)) = joined else {
+        let Ok((applier, compiler, result, deleted)) = joined else {
             tracing::error!("proxy sync task panicked");
             return;
         };
-        applier = Some(ap);
         metrics.proxy_syncs.inc();
         metrics
             .proxy_sync_duration
             .observe(started.elapsed().as_secs_f64());
-        let now: BTreeSet<String> = compiled.problems.iter().map(|p| p.to_string()).collect();
+        let now: BTreeSet<String> = compiler.problems().iter().map(|p| p.to_string()).collect();
         for p in now.difference(&reported) {
             tracing::warn!("{p}");
         }
@@ -161,20 +153,15 @@ pub async fn run(
             }
             Err(e) => tracing::warn!(error = %e, "cannot remove stale UDP conntrack entries"),
         }
+        let health = compiler.health();
         let wait = match result {
             Ok(stats) => {
                 metrics.proxy_ops.inc_by(stats.ops as u64);
-                let frontends = compiled
-                    .state
+                let frontends = compiler
+                    .state()
                     .sets
                     .iter()
-                    .filter(|(id, _)| {
-                        matches!(
-                            id.kind,
-                            podnet_proxy::state::SetKind::Frontends
-                                | podnet_proxy::state::SetKind::NoEndpoints
-                        )
-                    })
+                    .filter(|(id, _)| matches!(id.kind, SetKind::Frontends | SetKind::NoEndpoints))
                     .map(|(_, m)| m.len())
                     .sum::<usize>();
                 metrics
@@ -189,24 +176,20 @@ pub async fn run(
                         "services programmed"
                     );
                 }
-                health_tx.send_replace(compiled.health.clone());
-                servers.reconcile(&compiled.health).await;
-                last = Some(compiled);
+                health_tx.send_replace(health.clone());
+                servers.reconcile(&health).await;
                 backoff = Duration::from_millis(250);
                 resync
             }
             Err(e) => {
                 metrics.proxy_errors.inc();
-                tracing::warn!(error = %e, retry_in = ?backoff, "service proxy sync failed; rewriting the table next");
-                if let Some(ap) = applier.as_mut() {
-                    ap.invalidate();
-                }
-                last = previous;
+                tracing::warn!(error = %e, retry_in = ?backoff, "service proxy sync failed; adopting the table again next");
                 let wait = backoff;
                 backoff = (backoff * 2).min(resync);
                 wait
             }
         };
+        engine = Some((applier, compiler));
         let any_change =
             futures::future::select_all(changes.iter_mut().map(|rx| Box::pin(rx.changed())));
         tokio::select! {

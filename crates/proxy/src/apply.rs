@@ -58,7 +58,10 @@ pub struct SyncStats {
 #[derive(Debug)]
 pub struct Applier {
     table: String,
-    written: Option<(String, State)>,
+    /// The skeleton hash of the table adopted (`None`: adopt on the next write).
+    adopted: Option<String>,
+    /// What [`Applier::sync`] last wrote.
+    written: Option<State>,
 }
 
 /// What the kernel holds of podnet's table, from a terse listing (no elements).
@@ -74,45 +77,69 @@ impl Applier {
     pub fn new(table: impl Into<String>) -> Applier {
         Applier {
             table: table.into(),
+            adopted: None,
             written: None,
         }
     }
 
     /// Forgets what was written: the next sync adopts the kernel's table again.
     pub fn invalidate(&mut self) {
+        self.adopted = None;
         self.written = None;
     }
 
-    /// What was last written (for diffs, tests and diagnostics).
+    /// What [`Applier::sync`] last wrote (for diffs, tests and diagnostics).
     pub fn written(&self) -> Option<&State> {
-        self.written.as_ref().map(|(_, s)| s)
+        self.written.as_ref()
     }
 
-    /// Brings the table to `desired` for `node`.
+    /// Brings the table to `desired` for `node`, diffing against what this applier last
+    /// wrote (it keeps a copy; [`Applier::apply`] does not).
     pub fn sync(&mut self, node: &NodeFacts, desired: &State) -> Result<SyncStats, ApplyError> {
+        let plan = match &self.written {
+            Some(old) => Plan::diff(old, desired),
+            None => Plan::full(desired),
+        };
+        self.written = None;
+        let stats = self.apply(node, desired, &plan)?;
+        self.written = Some(desired.clone());
+        Ok(stats)
+    }
+
+    /// Writes `plan`, the change from the state last applied to `desired`. The first write,
+    /// and the first after an error or a new skeleton, adopts the table instead (and so
+    /// writes all of `desired`).
+    pub fn apply(
+        &mut self,
+        node: &NodeFacts,
+        desired: &State,
+        plan: &Plan,
+    ) -> Result<SyncStats, ApplyError> {
         let start = Instant::now();
         let skel = skeleton(&self.table, node);
         let hash: String = Sha256::digest(skel.as_bytes())[..6]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let written = self.written.take();
-        let mut stats = match written {
-            Some((h, old)) if h == hash => self.incremental(&old, desired)?,
-            _ => self.adopt(&skel, &hash, desired)?,
+        let adopted = self.adopted.take();
+        let mut stats = if adopted.as_deref() == Some(hash.as_str()) {
+            self.incremental(plan)?
+        } else {
+            self.adopt(&skel, &hash, desired)?
         };
-        self.written = Some((hash, desired.clone()));
-        stats.micros = start.elapsed().as_micros();
+        self.adopted = Some(hash);
+        if stats.ops > 0 || stats.full {
+            stats.micros = start.elapsed().as_micros();
+        }
         Ok(stats)
     }
 
-    fn incremental(&self, old: &State, desired: &State) -> Result<SyncStats, ApplyError> {
-        let plan = Plan::diff(old, desired);
+    fn incremental(&self, plan: &Plan) -> Result<SyncStats, ApplyError> {
         if plan.is_empty() {
             return Ok(SyncStats::default());
         }
         let t = &self.table;
-        let (interval_add, interval_delete) = interval_changes(&plan);
+        let (interval_add, interval_delete) = interval_changes(plan);
         let before = format!(
             "{}{}",
             Plan {
@@ -298,7 +325,7 @@ impl Applier {
 
     /// Removes the table (if there is one).
     pub fn remove(&mut self) -> Result<(), ApplyError> {
-        self.written = None;
+        self.invalidate();
         let t = &self.table;
         run_nft(&format!("table inet {t} {{}}\ndelete table inet {t}\n"))
     }

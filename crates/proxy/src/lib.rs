@@ -11,12 +11,14 @@
 
 pub mod apply;
 pub mod compile;
+pub mod incremental;
 pub mod select;
 pub mod state;
 pub mod trace;
 
 pub use apply::{Applier, ApplyError, SyncStats};
 pub use compile::{compile, Compiled, HealthCheck};
+pub use incremental::{Compiler, Update};
 pub use select::{service_ports, NodeFacts, Problem, Proto, ServicePort};
 pub use state::{Frontend, Plan, State, TABLE};
 pub use trace::{trace, Packet, Verdict};

@@ -469,6 +469,32 @@ impl Plan {
         plan
     }
 
+    /// What the kernel would hold after this plan, given it held `state`: the plan's effect
+    /// on the data model (for checking incremental plans against whole compiles).
+    pub fn apply_to(&self, state: &mut State) {
+        for (name, chain) in &self.add_chains {
+            state.chains.insert(name.clone(), chain.clone());
+        }
+        for (id, k) in &self.delete {
+            if let Some(set) = state.sets.get_mut(id) {
+                set.remove(k);
+                if set.is_empty() {
+                    state.sets.remove(id);
+                }
+            }
+        }
+        for (id, k, v) in &self.add {
+            state
+                .sets
+                .entry(*id)
+                .or_default()
+                .insert(k.clone(), v.clone());
+        }
+        for name in &self.delete_chains {
+            state.chains.remove(name);
+        }
+    }
+
     /// Everything in `state`, as a plan from nothing.
     pub fn full(state: &State) -> Plan {
         Plan::diff(&State::default(), state)

@@ -13,6 +13,7 @@
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -21,7 +22,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use podnet::stats::{median, own_memory_kib, percentile, sorted};
 use podnet_netdev::testing::TestNs;
-use podnet_proxy::{compile, service_ports, Applier, Compiled, NodeFacts, State};
+use podnet_proxy::{Applier, Compiler, NodeFacts};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -88,12 +89,6 @@ fn facts() -> NodeFacts {
         cluster_cidrs: vec!["10.244.0.0/16".parse().expect("static")],
         service_cidrs: vec!["10.96.0.0/12".parse().expect("static")],
     }
-}
-
-fn build(svcs: &[Service], slices: &[EndpointSlice], previous: Option<&State>) -> Compiled {
-    let mut problems = Vec::new();
-    let ports = service_ports(svcs, slices, &mut problems);
-    compile(&ports, &facts(), previous)
 }
 
 fn ip(ns: &TestNs, args: &str) -> Result<()> {
@@ -200,29 +195,39 @@ struct Row {
 }
 
 fn run_size(net: &Net, args: &Args, n: usize) -> Result<Row> {
-    let svcs: Vec<Service> = (0..n).map(service).collect();
-    let mut slices: Vec<EndpointSlice> = (0..n).map(|i| slice(i, args.endpoints, 0)).collect();
+    let svcs: Vec<Arc<Service>> = (0..n).map(|i| Arc::new(service(i))).collect();
+    let mut slices: Vec<Arc<EndpointSlice>> = (0..n)
+        .map(|i| Arc::new(slice(i, args.endpoints, 0)))
+        .collect();
     let mut applier = Applier::new(podnet_proxy::TABLE);
+    let mut compiler = Compiler::new();
+    let node = facts();
     let t = Instant::now();
-    let c = build(&svcs, &slices, None);
+    let up = compiler.update(&svcs, &slices, &node);
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let stats = net.node.ns().run(|| applier.sync(&facts(), &c.state))??;
+    let stats = net
+        .node
+        .ns()
+        .run(|| applier.apply(&node, compiler.state(), &up.plan))??;
     let apply_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(up);
     let rss_mib = own_memory_kib()
         .map(|(rss, _)| rss as f64 / 1024.0)
         .unwrap_or(f64::NAN);
-    drop(c);
-    // One endpoint of one Service replaced, each time another Service.
+    // One endpoint of one Service replaced, each time another Service: what the agent does
+    // (recompile what changed, apply its plan).
     let (mut total, mut apply, mut ops) = (Vec::new(), Vec::new(), Vec::new());
     for k in 0..if n > 1 { args.changes } else { 0 } {
         let i = 1 + (k * 7919) % (n - 1).max(1);
-        slices[i] = slice(i, args.endpoints, 1_000_000 + k as u32);
+        slices[i] = Arc::new(slice(i, args.endpoints, 1_000_000 + k as u32));
         let t = Instant::now();
-        let prev = applier.written().cloned();
-        let c = build(&svcs, &slices, prev.as_ref());
+        let up = compiler.update(&svcs, &slices, &node);
         let t_apply = Instant::now();
-        let s = net.node.ns().run(|| applier.sync(&facts(), &c.state))??;
+        let s = net
+            .node
+            .ns()
+            .run(|| applier.apply(&node, compiler.state(), &up.plan))??;
         apply.push(t_apply.elapsed().as_secs_f64() * 1e3);
         total.push(t.elapsed().as_secs_f64() * 1e3);
         ops.push(s.ops as f64);

@@ -1,0 +1,458 @@
+//! The compiler the agent runs: [`compile`] per Service, recompiling only the Services whose
+//! object or EndpointSlices changed (the view hands out a new `Arc` for every update), merged
+//! into the node's state with reference counts, and answering the [`Plan`] of the change
+//! directly — so one endpoint change costs one Service's compile and a handful of operations,
+//! not a pass over 30,000 Services. A frontend claimed by two Services, or new node facts,
+//! fall back to the whole compile (which settles claims by name order).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::compile::{compile, Compiled, HealthCheck};
+use crate::select::{service_ports, NodeFacts, Problem, SERVICE_NAME_LABEL};
+use crate::state::{Chain, Frontend, Key, Plan, SetId, State, Value};
+
+type SvcKey = (String, String);
+
+/// What one Service last compiled to, and from what.
+struct Fragment {
+    service: Arc<Service>,
+    slices: Vec<Arc<EndpointSlice>>,
+    compiled: Compiled,
+}
+
+/// What one update changed.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// The operations from the previous state to the new one.
+    pub plan: Plan,
+    /// Services recompiled.
+    pub recompiled: usize,
+    /// The whole state was recompiled (first update, new node facts, conflicting claims).
+    pub full: bool,
+    /// (frontend, endpoint) pairs of UDP flows that no longer go there (conntrack cleanup).
+    pub stale_udp: Vec<(Frontend, SocketAddr)>,
+}
+
+/// The incremental compiler.
+#[derive(Default)]
+pub struct Compiler {
+    node: Option<NodeFacts>,
+    fragments: HashMap<SvcKey, Fragment>,
+    /// Every element with the number of Services that put it there.
+    elements: HashMap<(SetId, Key), (Value, u32)>,
+    /// Every chain with the number of Services using it.
+    chains: HashMap<String, (Chain, u32)>,
+    /// Every slot map with the number of chains reading it.
+    maps: HashMap<SetId, u32>,
+    state: State,
+    conflicted: bool,
+}
+
+/// What an update touched, with what it was before.
+#[derive(Default)]
+struct Touched {
+    elements: HashMap<(SetId, Key), Option<Value>>,
+    chains: HashMap<String, Option<Chain>>,
+    maps: HashMap<SetId, bool>,
+}
+
+impl Compiler {
+    /// A compiler with nothing compiled.
+    pub fn new() -> Compiler {
+        Compiler::default()
+    }
+
+    /// The node's whole desired state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Health-check node ports of all Services.
+    pub fn health(&self) -> BTreeMap<u16, HealthCheck> {
+        let mut out = BTreeMap::new();
+        for f in self.fragments.values() {
+            for (port, hc) in &f.compiled.health {
+                out.entry(*port).or_insert_with(|| hc.clone());
+            }
+        }
+        out
+    }
+
+    /// What was skipped, and why (sorted).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut all: Vec<Problem> = self
+            .fragments
+            .values()
+            .flat_map(|f| f.compiled.problems.iter().cloned())
+            .collect();
+        all.sort_by(|a, b| (&a.service, &a.message).cmp(&(&b.service, &b.message)));
+        all.dedup();
+        all
+    }
+
+    /// Brings the state to `services` and `slices` on `node`.
+    pub fn update(
+        &mut self,
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
+        node: &NodeFacts,
+    ) -> Update {
+        let mut by_service: HashMap<SvcKey, Vec<Arc<EndpointSlice>>> = HashMap::new();
+        for s in slices {
+            let Some(name) = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            else {
+                continue;
+            };
+            let ns = s.metadata.namespace.clone().unwrap_or_default();
+            by_service
+                .entry((ns, name.clone()))
+                .or_default()
+                .push(s.clone());
+        }
+        let same_node = self.node.as_ref().is_some_and(|n| same_facts(n, node));
+        if !same_node || self.conflicted {
+            return self.rebuild(services, by_service, node);
+        }
+        let mut update = Update::default();
+        let mut touched = Touched::default();
+        let mut seen: BTreeSet<SvcKey> = BTreeSet::new();
+        let mut conflict = false;
+        for svc in services {
+            let key = svc_key(svc);
+            let mut mine = by_service.remove(&key).unwrap_or_default();
+            mine.sort_by_key(|s| Arc::as_ptr(s) as usize);
+            seen.insert(key.clone());
+            let unchanged = self.fragments.get(&key).is_some_and(|f| {
+                Arc::ptr_eq(&f.service, svc)
+                    && f.slices.len() == mine.len()
+                    && f.slices.iter().zip(&mine).all(|(a, b)| Arc::ptr_eq(a, b))
+            });
+            if unchanged {
+                continue;
+            }
+            let old = self.fragments.remove(&key);
+            let compiled = compile_one(svc, &mine, node, old.as_ref().map(|f| &f.compiled.state));
+            if let Some(old) = &old {
+                update.stale_udp.extend(old.compiled.stale_udp(&compiled));
+                self.retract(&old.compiled, &mut touched);
+            }
+            conflict |= !self.assert(&compiled, &mut touched);
+            update.recompiled += 1;
+            self.fragments.insert(
+                key,
+                Fragment {
+                    service: svc.clone(),
+                    slices: mine,
+                    compiled,
+                },
+            );
+        }
+        let gone: Vec<SvcKey> = self
+            .fragments
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(old) = self.fragments.remove(&key) {
+                update
+                    .stale_udp
+                    .extend(old.compiled.stale_udp(&Compiled::default()));
+                self.retract(&old.compiled, &mut touched);
+            }
+        }
+        if conflict {
+            // Two Services claim one frontend: let the whole compile settle it, from the
+            // state written so far.
+            let before = self.state.clone();
+            let services_now: Vec<Arc<Service>> = services.to_vec();
+            let mut regrouped: HashMap<SvcKey, Vec<Arc<EndpointSlice>>> = HashMap::new();
+            for f in self.fragments.values() {
+                regrouped.insert(svc_key(&f.service), f.slices.clone());
+            }
+            let mut up = self.rebuild(&services_now, regrouped, node);
+            up.plan = Plan::diff(&before, &self.state);
+            up.stale_udp.extend(update.stale_udp);
+            return up;
+        }
+        update.plan = self.plan(touched);
+        update
+    }
+
+    /// Recompiles everything (slots kept from the current state), one fragment per Service.
+    fn rebuild(
+        &mut self,
+        services: &[Arc<Service>],
+        mut by_service: HashMap<SvcKey, Vec<Arc<EndpointSlice>>>,
+        node: &NodeFacts,
+    ) -> Update {
+        let before = std::mem::take(&mut self.state);
+        let old_fragments = std::mem::take(&mut self.fragments);
+        // The whole compile decides which Service owns a contested frontend.
+        let all_slices: Vec<&EndpointSlice> =
+            by_service.values().flatten().map(|s| s.as_ref()).collect();
+        let mut problems = Vec::new();
+        let ports = service_ports(
+            services.iter().map(|s| s.as_ref()),
+            all_slices,
+            &mut problems,
+        );
+        let whole = compile(&ports, node, Some(&before));
+        let claims_lost: Vec<&Problem> = whole
+            .problems
+            .iter()
+            .filter(|p| p.message.contains("already a frontend"))
+            .collect();
+        self.conflicted = !claims_lost.is_empty();
+        self.elements.clear();
+        self.chains.clear();
+        self.maps.clear();
+        let mut stale = Vec::new();
+        for svc in services {
+            let key = svc_key(svc);
+            let mut mine = by_service.remove(&key).unwrap_or_default();
+            mine.sort_by_key(|s| Arc::as_ptr(s) as usize);
+            let old = old_fragments.get(&key);
+            let mut compiled = compile_one(svc, &mine, node, Some(&before));
+            if let Some(old) = old {
+                stale.extend(old.compiled.stale_udp(&compiled));
+            }
+            if self.conflicted {
+                // Keep only what the whole compile gave this Service.
+                restrict(&mut compiled, &whole.state);
+                let service = format!("{}/{}", key.0, key.1);
+                compiled.problems.extend(
+                    whole
+                        .problems
+                        .iter()
+                        .filter(|p| p.service == service)
+                        .cloned(),
+                );
+                compiled.problems.sort_by(|a, b| a.message.cmp(&b.message));
+                compiled.problems.dedup();
+            }
+            self.assert(&compiled, &mut Touched::default());
+            self.fragments.insert(
+                key,
+                Fragment {
+                    service: svc.clone(),
+                    slices: mine,
+                    compiled,
+                },
+            );
+        }
+        for (key, old) in &old_fragments {
+            if !self.fragments.contains_key(key) {
+                stale.extend(old.compiled.stale_udp(&Compiled::default()));
+            }
+        }
+        self.node = Some(node.clone());
+        let plan = Plan::diff(&before, &self.state);
+        Update {
+            plan,
+            recompiled: services.len(),
+            full: true,
+            stale_udp: stale,
+        }
+    }
+
+    /// Takes a fragment's elements and chains out of the state.
+    fn retract(&mut self, c: &Compiled, touched: &mut Touched) {
+        for (id, elements) in &c.state.sets {
+            for (k, _) in elements {
+                let key = (*id, k.clone());
+                let current = self.elements.get(&key).map(|(v, _)| v.clone());
+                touched.elements.entry(key.clone()).or_insert(current);
+                if let Some((_, refs)) = self.elements.get_mut(&key) {
+                    *refs -= 1;
+                    if *refs == 0 {
+                        self.elements.remove(&key);
+                        if let Some(set) = self.state.sets.get_mut(id) {
+                            set.remove(k);
+                            if set.is_empty() {
+                                self.state.sets.remove(id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for name in c.state.chains.keys() {
+            let current = self.chains.get(name).map(|(c, _)| c.clone());
+            touched.chains.entry(name.clone()).or_insert(current);
+            let Some((chain, refs)) = self.chains.get_mut(name) else {
+                continue;
+            };
+            *refs -= 1;
+            if *refs > 0 {
+                continue;
+            }
+            if let Some(m) = chain.slot_map() {
+                let readers = self.maps.entry(m).or_default();
+                touched.maps.entry(m).or_insert(*readers > 0);
+                *readers = readers.saturating_sub(1);
+                if *readers == 0 {
+                    self.maps.remove(&m);
+                }
+            }
+            self.chains.remove(name);
+            self.state.chains.remove(name);
+        }
+    }
+
+    /// Puts a fragment's elements and chains into the state; `false` if a key is held by
+    /// another Service with another value.
+    fn assert(&mut self, c: &Compiled, touched: &mut Touched) -> bool {
+        let mut ok = true;
+        for (id, elements) in &c.state.sets {
+            for (k, v) in elements {
+                let key = (*id, k.clone());
+                let current = self.elements.get(&key).map(|(v, _)| v.clone());
+                touched.elements.entry(key.clone()).or_insert(current);
+                match self.elements.get_mut(&key) {
+                    Some((have, refs)) => {
+                        if have != v {
+                            ok = false;
+                        }
+                        *refs += 1;
+                    }
+                    None => {
+                        self.elements.insert(key, (v.clone(), 1));
+                        self.state.insert(*id, k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        for (name, chain) in &c.state.chains {
+            let current = self.chains.get(name).map(|(c, _)| c.clone());
+            touched.chains.entry(name.clone()).or_insert(current);
+            match self.chains.get_mut(name) {
+                Some((_, refs)) => *refs += 1,
+                None => {
+                    if let Some(m) = chain.slot_map() {
+                        let readers = self.maps.entry(m).or_default();
+                        touched.maps.entry(m).or_insert(*readers > 0);
+                        *readers += 1;
+                    }
+                    self.chains.insert(name.clone(), (chain.clone(), 1));
+                    self.state.chains.insert(name.clone(), chain.clone());
+                }
+            }
+        }
+        ok
+    }
+
+    /// The operations for what was touched: before vs now.
+    fn plan(&self, touched: Touched) -> Plan {
+        let mut plan = Plan::default();
+        let mut elements: Vec<((SetId, Key), Option<Value>)> =
+            touched.elements.into_iter().collect();
+        elements.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((id, k), before) in elements {
+            let now = self.elements.get(&(id, k.clone())).map(|(v, _)| v.clone());
+            if before == now {
+                continue;
+            }
+            if before.is_some() {
+                plan.delete.push((id, k.clone()));
+            }
+            if let Some(v) = now {
+                plan.add.push((id, k, v));
+            }
+        }
+        let mut added = Vec::new();
+        let mut deleted = Vec::new();
+        for (name, before) in touched.chains {
+            match (before, self.chains.get(&name)) {
+                (None, Some((c, _))) => added.push((name, c.clone())),
+                (Some(c), None) => deleted.push((name, c)),
+                _ => {}
+            }
+        }
+        added.sort_by(|a, b| (a.1.shortcut.is_some(), &a.0).cmp(&(b.1.shortcut.is_some(), &b.0)));
+        deleted.sort_by(|a, b| (a.1.shortcut.is_none(), &a.0).cmp(&(b.1.shortcut.is_none(), &b.0)));
+        plan.add_chains = added;
+        plan.delete_chains = deleted.into_iter().map(|(n, _)| n).collect();
+        let mut maps: Vec<(SetId, bool)> = touched.maps.into_iter().collect();
+        maps.sort();
+        for (m, before) in maps {
+            let now = self.maps.get(&m).is_some_and(|r| *r > 0);
+            match (before, now) {
+                (false, true) => plan.add_maps.push(m),
+                (true, false) => plan.delete_maps.push(m),
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
+fn same_facts(a: &NodeFacts, b: &NodeFacts) -> bool {
+    a.name == b.name
+        && a.zone == b.zone
+        && a.nodeport_addresses == b.nodeport_addresses
+        && a.cluster_cidrs == b.cluster_cidrs
+        && a.service_cidrs == b.service_cidrs
+}
+
+fn svc_key(svc: &Service) -> SvcKey {
+    (
+        svc.metadata.namespace.clone().unwrap_or_default(),
+        svc.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn compile_one(
+    svc: &Arc<Service>,
+    slices: &[Arc<EndpointSlice>],
+    node: &NodeFacts,
+    previous: Option<&State>,
+) -> Compiled {
+    let mut problems = Vec::new();
+    let ports = service_ports(
+        [svc.as_ref()],
+        slices.iter().map(|s| s.as_ref()),
+        &mut problems,
+    );
+    let mut c = compile(&ports, node, previous);
+    c.problems.extend(problems);
+    c
+}
+
+/// Drops from `c` the elements the whole compile did not give it (lost claims), and the
+/// chains no element of its goes to.
+fn restrict(c: &mut Compiled, whole: &State) {
+    for (id, elements) in c.state.sets.iter_mut() {
+        elements.retain(|k, v| whole.get(*id, k) == Some(v));
+    }
+    c.state.sets.retain(|_, e| !e.is_empty());
+    let used: BTreeSet<String> = c
+        .state
+        .sets
+        .values()
+        .flat_map(|e| e.values())
+        .filter_map(|v| match v {
+            Value::Goto(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let shortcuts: BTreeSet<String> = c
+        .state
+        .chains
+        .iter()
+        .filter(|(n, _)| used.contains(*n))
+        .filter_map(|(_, ch)| ch.shortcut.clone())
+        .collect();
+    c.state
+        .chains
+        .retain(|n, _| used.contains(n) || shortcuts.contains(n));
+}
