@@ -268,7 +268,7 @@ impl Compiler {
     /// Takes a fragment's elements and chains out of the state.
     fn retract(&mut self, c: &Compiled, touched: &mut Touched) {
         for (id, elements) in &c.state.sets {
-            for (k, _) in elements {
+            for k in elements.keys() {
                 let key = (*id, k.clone());
                 let current = self.elements.get(&key).map(|(v, _)| v.clone());
                 touched.elements.entry(key.clone()).or_insert(current);
