@@ -11,18 +11,25 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use rustc_hash::FxHashMap;
 
 use crate::compile::{compile, Compiled, HealthCheck};
 use crate::select::{service_ports, NodeFacts, Problem, SERVICE_NAME_LABEL};
 use crate::state::{Chain, Frontend, Key, Plan, SetId, State, Value};
 
-type SvcKey = (String, String);
+/// `namespace/name` (neither can hold a `/`).
+type SvcKey = String;
+/// Slices by (namespace, Service name), borrowed from the input.
+type ByService<'a> = FxHashMap<(&'a str, &'a str), Vec<Arc<EndpointSlice>>>;
 
 /// What one Service last compiled to, and from what.
 struct Fragment {
+    /// The update that last saw the Service.
+    seen: u64,
     service: Arc<Service>,
     slices: Vec<Arc<EndpointSlice>>,
-    compiled: Compiled,
+    /// Boxed: the per-update scan over all fragments stays in a small table.
+    compiled: Box<Compiled>,
 }
 
 /// What one update changed.
@@ -42,15 +49,16 @@ pub struct Update {
 #[derive(Default)]
 pub struct Compiler {
     node: Option<NodeFacts>,
-    fragments: HashMap<SvcKey, Fragment>,
+    fragments: FxHashMap<SvcKey, Fragment>,
     /// Every element with the number of Services that put it there.
-    elements: HashMap<(SetId, Key), (Value, u32)>,
+    elements: FxHashMap<(SetId, Key), (Value, u32)>,
     /// Every chain with the number of Services using it.
     chains: HashMap<String, (Chain, u32)>,
     /// Every slot map with the number of chains reading it.
     maps: HashMap<SetId, u32>,
     state: State,
     conflicted: bool,
+    generation: u64,
 }
 
 /// What an update touched, with what it was before.
@@ -102,7 +110,9 @@ impl Compiler {
         slices: &[Arc<EndpointSlice>],
         node: &NodeFacts,
     ) -> Update {
-        let mut by_service: HashMap<SvcKey, Vec<Arc<EndpointSlice>>> = HashMap::new();
+        self.generation += 1;
+        let generation = self.generation;
+        let mut by_service: ByService = FxHashMap::default();
         for s in slices {
             let Some(name) = s
                 .metadata
@@ -112,9 +122,9 @@ impl Compiler {
             else {
                 continue;
             };
-            let ns = s.metadata.namespace.clone().unwrap_or_default();
+            let ns = s.metadata.namespace.as_deref().unwrap_or_default();
             by_service
-                .entry((ns, name.clone()))
+                .entry((ns, name.as_str()))
                 .or_default()
                 .push(s.clone());
         }
@@ -124,22 +134,26 @@ impl Compiler {
         }
         let mut update = Update::default();
         let mut touched = Touched::default();
-        let mut seen: BTreeSet<SvcKey> = BTreeSet::new();
         let mut conflict = false;
+        let mut key = String::new();
         for svc in services {
-            let key = svc_key(svc);
-            let mut mine = by_service.remove(&key).unwrap_or_default();
+            let (ns, name) = names(svc);
+            let mut mine = by_service.remove(&(ns, name)).unwrap_or_default();
             mine.sort_by_key(|s| Arc::as_ptr(s) as usize);
-            seen.insert(key.clone());
-            let unchanged = self.fragments.get(&key).is_some_and(|f| {
-                Arc::ptr_eq(&f.service, svc)
+            key.clear();
+            key.push_str(ns);
+            key.push('/');
+            key.push_str(name);
+            if let Some(f) = self.fragments.get_mut(key.as_str()) {
+                f.seen = generation;
+                let unchanged = Arc::ptr_eq(&f.service, svc)
                     && f.slices.len() == mine.len()
-                    && f.slices.iter().zip(&mine).all(|(a, b)| Arc::ptr_eq(a, b))
-            });
-            if unchanged {
-                continue;
+                    && f.slices.iter().zip(&mine).all(|(a, b)| Arc::ptr_eq(a, b));
+                if unchanged {
+                    continue;
+                }
             }
-            let old = self.fragments.remove(&key);
+            let old = self.fragments.remove(key.as_str());
             let compiled = compile_one(svc, &mine, node, old.as_ref().map(|f| &f.compiled.state));
             if let Some(old) = &old {
                 update.stale_udp.extend(old.compiled.stale_udp(&compiled));
@@ -148,19 +162,20 @@ impl Compiler {
             conflict |= !self.assert(&compiled, &mut touched);
             update.recompiled += 1;
             self.fragments.insert(
-                key,
+                key.clone(),
                 Fragment {
+                    seen: generation,
                     service: svc.clone(),
                     slices: mine,
-                    compiled,
+                    compiled: Box::new(compiled),
                 },
             );
         }
         let gone: Vec<SvcKey> = self
             .fragments
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
+            .iter()
+            .filter(|(_, f)| f.seen != generation)
+            .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
             if let Some(old) = self.fragments.remove(&key) {
@@ -174,12 +189,13 @@ impl Compiler {
             // Two Services claim one frontend: let the whole compile settle it, from the
             // state written so far.
             let before = self.state.clone();
-            let services_now: Vec<Arc<Service>> = services.to_vec();
-            let mut regrouped: HashMap<SvcKey, Vec<Arc<EndpointSlice>>> = HashMap::new();
-            for f in self.fragments.values() {
-                regrouped.insert(svc_key(&f.service), f.slices.clone());
+            let mut regrouped: ByService = FxHashMap::default();
+            for svc in services {
+                if let Some(f) = self.fragments.get(&svc_key(svc)) {
+                    regrouped.insert(names(svc), f.slices.clone());
+                }
             }
-            let mut up = self.rebuild(&services_now, regrouped, node);
+            let mut up = self.rebuild(services, regrouped, node);
             up.plan = Plan::diff(&before, &self.state);
             up.stale_udp.extend(update.stale_udp);
             return up;
@@ -189,10 +205,10 @@ impl Compiler {
     }
 
     /// Recompiles everything (slots kept from the current state), one fragment per Service.
-    fn rebuild(
+    fn rebuild<'a>(
         &mut self,
-        services: &[Arc<Service>],
-        mut by_service: HashMap<SvcKey, Vec<Arc<EndpointSlice>>>,
+        services: &'a [Arc<Service>],
+        mut by_service: ByService<'a>,
         node: &NodeFacts,
     ) -> Update {
         let before = std::mem::take(&mut self.state);
@@ -219,7 +235,7 @@ impl Compiler {
         let mut stale = Vec::new();
         for svc in services {
             let key = svc_key(svc);
-            let mut mine = by_service.remove(&key).unwrap_or_default();
+            let mut mine = by_service.remove(&names(svc)).unwrap_or_default();
             mine.sort_by_key(|s| Arc::as_ptr(s) as usize);
             let old = old_fragments.get(&key);
             let mut compiled = compile_one(svc, &mine, node, Some(&before));
@@ -229,7 +245,7 @@ impl Compiler {
             if self.conflicted {
                 // Keep only what the whole compile gave this Service.
                 restrict(&mut compiled, &whole.state);
-                let service = format!("{}/{}", key.0, key.1);
+                let service = key.clone();
                 compiled.problems.extend(
                     whole
                         .problems
@@ -244,9 +260,10 @@ impl Compiler {
             self.fragments.insert(
                 key,
                 Fragment {
+                    seen: self.generation,
                     service: svc.clone(),
                     slices: mine,
-                    compiled,
+                    compiled: Box::new(compiled),
                 },
             );
         }
@@ -404,11 +421,16 @@ fn same_facts(a: &NodeFacts, b: &NodeFacts) -> bool {
         && a.service_cidrs == b.service_cidrs
 }
 
-fn svc_key(svc: &Service) -> SvcKey {
+fn names(svc: &Service) -> (&str, &str) {
     (
-        svc.metadata.namespace.clone().unwrap_or_default(),
-        svc.metadata.name.clone().unwrap_or_default(),
+        svc.metadata.namespace.as_deref().unwrap_or_default(),
+        svc.metadata.name.as_deref().unwrap_or_default(),
     )
+}
+
+fn svc_key(svc: &Service) -> SvcKey {
+    let (ns, name) = names(svc);
+    format!("{ns}/{name}")
 }
 
 fn compile_one(

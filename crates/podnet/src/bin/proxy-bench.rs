@@ -53,7 +53,8 @@ fn service(i: usize) -> Service {
     .expect("static service")
 }
 
-/// Service 0's endpoints are the two real servers; the others' are made up.
+/// Service 0's endpoints are the two real servers; the others' are made up (`salt` moves
+/// the first one elsewhere).
 fn slice(i: usize, endpoints: usize, salt: u32) -> EndpointSlice {
     let eps: Vec<serde_json::Value> = if i == 0 {
         vec![
@@ -65,7 +66,7 @@ fn slice(i: usize, endpoints: usize, salt: u32) -> EndpointSlice {
             .map(|j| {
                 let n = u32::from(std::net::Ipv4Addr::new(10, 128, 0, 0))
                     + (i * endpoints + j) as u32
-                    + salt;
+                    + if j == 0 { salt } else { 0 };
                 json!({"addresses": [std::net::Ipv4Addr::from(n).to_string()], "nodeName": "node-2",
                        "conditions": {"ready": true}})
             })
