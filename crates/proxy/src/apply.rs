@@ -229,11 +229,7 @@ impl Applier {
             .collect();
         if !created {
             for v6 in [false, true] {
-                let id = SetId {
-                    kind: SetKind::FirewallAllow,
-                    v6,
-                    n: 0,
-                };
+                let id = SetId::plain(SetKind::FirewallAllow, v6);
                 before.push_str(&format!("flush set inet {t} {}\n", id.name()));
                 ops += 1;
             }
@@ -332,7 +328,7 @@ impl Applier {
 }
 
 fn is_slot_map(name: &str) -> bool {
-    name.starts_with("endpoints") || name.starts_with("cluster-endpoints")
+    name.ends_with("-slots")
 }
 
 /// Whether a set present in the kernel is flushed and refilled on adoption: podnet's element
@@ -351,15 +347,9 @@ fn refilled(name: &str, desired: &State) -> bool {
             )
         })
         .any(|kind| {
-            [false, true].iter().any(|v6| {
-                SetId {
-                    kind: *kind,
-                    v6: *v6,
-                    n: 0,
-                }
-                .name()
-                    == name
-            })
+            [false, true]
+                .iter()
+                .any(|v6| SetId::plain(*kind, *v6).name() == name)
         })
 }
 

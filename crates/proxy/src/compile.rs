@@ -298,6 +298,7 @@ fn dispatch(
     // Affinity chains name their endpoints in their rules; map picks read slots.
     let uses_maps = !matches!(chain.pick, Pick::Affinity { .. })
         && !matches!(&chain.shortcut, Some(s) if s.starts_with("aff"));
+    let slot_map = chain.slot_map();
     let name = out.state.chain(chain);
     out.state.insert(
         SetId::of(SetKind::Frontends, fe.addr),
@@ -305,13 +306,18 @@ fn dispatch(
         Value::Goto(name),
     );
     for (kind, list) in lists {
-        if uses_maps && !list.is_empty() {
-            let n = u32::try_from(list.len()).unwrap_or(u32::MAX);
-            let id = SetId::slots(*kind, fe.addr.is_ipv6(), n);
+        let id = match kind {
+            SetKind::ClusterEndpoints => Some(SetId {
+                n: u32::try_from(list.len()).unwrap_or(u32::MAX),
+                ..SetId::plain(SetKind::ClusterEndpoints, fe.addr.is_ipv6())
+            }),
+            _ => slot_map,
+        };
+        if let (true, false, Some(id)) = (uses_maps, list.is_empty(), id) {
             let before = previous
                 .sets
                 .iter()
-                .filter(|(pid, _)| pid.kind == *kind && pid.v6 == id.v6)
+                .filter(|(pid, _)| pid.kind == id.kind && pid.v6 == id.v6)
                 .map(|(_, m)| m);
             for (slot, b) in slots(before, fe, list) {
                 out.state.insert(id, Key::Slot(fe, slot), Value::Backend(b));

@@ -92,8 +92,9 @@ impl SetKind {
 
 /// One set of one family. Slot maps exist once per endpoint count `n` (`endpoints4-3`): a
 /// frontend with three endpoints has its slots in the map its dispatch chain (`int4-3`) reads.
-/// (One shared map would need the rule's modulus elsewhere; nft 1.0.6 also cannot add a rule
-/// that reads an existing `typeof … th dport` map, so a map is made with its first chain.)
+/// Each slot map has exactly one reader, the dispatch chain it is named after
+/// (`int4-3-slots`): nft 1.0.6 cannot add a rule reading an existing `typeof … th dport` map
+/// ("conflicting protocols"), so a map is always made in the transaction of its chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SetId {
     /// Which set.
@@ -102,29 +103,47 @@ pub struct SetId {
     pub v6: bool,
     /// Endpoint count of a slot map (0 for the other sets).
     pub n: u32,
+    /// For the slot map of an externalTrafficPolicy Local chain: the cluster endpoint count
+    /// of its short-cut (0 otherwise).
+    pub m: u32,
+    /// The reading chain's masquerade marking (slot maps; `Never` otherwise).
+    pub masq: Masq,
 }
 
 impl SetId {
     /// The set of `kind` for the family of `addr`.
     pub fn of(kind: SetKind, addr: IpAddr) -> SetId {
+        SetId::plain(kind, addr.is_ipv6())
+    }
+    /// The set of `kind` in a family.
+    pub fn plain(kind: SetKind, v6: bool) -> SetId {
         SetId {
             kind,
-            v6: addr.is_ipv6(),
+            v6,
             n: 0,
+            m: 0,
+            masq: Masq::Never,
         }
     }
-    /// The slot map of `kind` for `n` endpoints.
-    pub fn slots(kind: SetKind, v6: bool, n: u32) -> SetId {
-        SetId { kind, v6, n }
+    /// The name of the chain reading this slot map.
+    pub fn reader(&self) -> String {
+        let f = fam(self.v6);
+        let n = self.n;
+        match (self.kind, self.masq) {
+            (SetKind::ClusterEndpoints, _) => format!("pods{f}-{n}"),
+            (_, Masq::OffCluster) => format!("int{f}-{n}"),
+            (_, Masq::Always) => format!("ext{f}-{n}"),
+            (_, Masq::Never) => format!("local{f}-{n}-{}", self.m),
+        }
     }
     /// Whether this is a slot map.
     pub fn is_slots(&self) -> bool {
         matches!(self.kind, SetKind::Endpoints | SetKind::ClusterEndpoints)
     }
-    /// Its name in the table (`frontends4`, `endpoints4-3`).
+    /// Its name in the table (`frontends4`, `int4-3-slots`).
     pub fn name(&self) -> String {
         if self.is_slots() {
-            format!("{}{}-{}", self.kind.base(), fam(self.v6), self.n)
+            format!("{}-slots", self.reader())
         } else {
             format!("{}{}", self.kind.base(), fam(self.v6))
         }
@@ -243,29 +262,33 @@ impl Chain {
     /// The slot map it reads.
     pub fn slot_map(&self) -> Option<SetId> {
         match self.pick {
-            Pick::Map { map, n } => Some(SetId::slots(map, self.v6, n)),
+            Pick::Map { map, n } => Some(SetId {
+                kind: map,
+                v6: self.v6,
+                n,
+                m: self.shortcut_count(),
+                masq: self.masq,
+            }),
             _ => None,
         }
+    }
+
+    /// The endpoint count of the short-cut chain (`pods4-5` → 5), 0 without one.
+    fn shortcut_count(&self) -> u32 {
+        self.shortcut
+            .as_deref()
+            .and_then(|s| s.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The chain's name: readable for the shared ones, a content hash for affinity.
     pub fn name(&self) -> String {
         let f = fam(self.v6);
         match (&self.pick, self.masq, &self.shortcut) {
-            (Pick::Map { map, n }, masq, None) => {
-                let role = match (map, masq) {
-                    (SetKind::ClusterEndpoints, Masq::Never) => "pods",
-                    (_, Masq::OffCluster) => "int",
-                    (_, Masq::Always) => "ext",
-                    (_, Masq::Never) => "local",
-                };
-                format!("{role}{f}-{n}")
-            }
-            (Pick::Map { n, .. }, Masq::Never, Some(short)) => {
-                format!("local{f}-{n}-{}", short.rsplit('-').next().unwrap_or(""))
-            }
-            (Pick::Drop, Masq::Never, Some(short)) => {
-                format!("local{f}-0-{}", short.rsplit('-').next().unwrap_or(""))
+            (Pick::Map { .. }, _, _) => self.slot_map().map(|m| m.reader()).unwrap_or_default(),
+            (Pick::Drop, Masq::Never, Some(_)) => {
+                format!("local{f}-0-{}", self.shortcut_count())
             }
             _ => {
                 let digest = Sha256::digest(self.rules().join("\n").as_bytes());
@@ -299,8 +322,8 @@ impl Chain {
         }
         match &self.pick {
             Pick::Drop => rules.push("drop".into()),
-            Pick::Map { map, n } => {
-                let set = SetId::slots(*map, self.v6, *n).name();
+            Pick::Map { n, .. } => {
+                let set = self.slot_map().map(|m| m.name()).unwrap_or_default();
                 rules.push(format!(
                     "meta l4proto {{ tcp, udp, sctp }} dnat {ip} to {ip} daddr . meta l4proto . th dport . numgen random mod {n} map @{set}"
                 ));

@@ -160,8 +160,10 @@ fn run(
             }
             Ok(Some((backends.iter().map(|(_, b)| *b).collect(), mark)))
         }
-        Pick::Map { map, n } => {
-            let id = SetId::slots(*map, chain.v6, *n);
+        Pick::Map { n, .. } => {
+            let id = chain
+                .slot_map()
+                .ok_or_else(|| TraceError(format!("chain {name} reads no map")))?;
             let mut out = Vec::new();
             for i in 0..*n {
                 match state.get(id, &Key::Slot(fe, i)) {
