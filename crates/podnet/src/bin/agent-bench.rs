@@ -27,6 +27,7 @@ use ipnet::{IpNet, Ipv4Net};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use nix::sys::signal::{SigSet, Signal};
 use podnet::cni_exec::sibling;
+use podnet::stats::{median, percentile, sorted};
 use podnet_netdev::testing::TestNs;
 use podnet_netdev::{NetNs, Netlink, VethSpec, PODNET_ROUTE_PROTO};
 
@@ -712,31 +713,6 @@ fn bench_agent(
 
 // ---------------------------------------------------------------------------------------
 // Output.
-
-/// Median (mean of the middle two for even counts).
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// Nearest-rank percentile.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(v: &[f64]) -> Vec<f64> {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v
-}
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0

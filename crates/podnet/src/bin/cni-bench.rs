@@ -17,6 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::time::{TimeVal, TimeValLike};
 use podnet::cni_exec::{invoke, sibling, Call, Reply};
 use podnet::demo::node_config;
+use podnet::stats::{median, percentile, sorted};
 use podnet_netdev::testing::TestNs;
 use podnet_netdev::{Netlink, VethSpec};
 use serde_json::{json, Map, Value};
@@ -392,31 +393,6 @@ fn create_veths(nl: &mut Netlink, pod: &TestNs, count: usize) -> Result<()> {
         pod_nl.set_up(peer.index, false)?;
     }
     Ok(())
-}
-
-/// Median (mean of the middle two for even counts).
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// Nearest-rank percentile.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(v: &[f64]) -> Vec<f64> {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v
 }
 
 impl Series {
