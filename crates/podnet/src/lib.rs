@@ -2,6 +2,7 @@
 
 pub mod cni_exec;
 pub mod demo;
+pub mod interrupt;
 pub mod stats;
 
 use std::io::Write;

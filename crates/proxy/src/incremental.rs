@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::compile::{compile, Compiled, HealthCheck};
 use crate::select::{service_ports, NodeFacts, Problem, SERVICE_NAME_LABEL};
-use crate::state::{Chain, Frontend, Key, Plan, SetId, State, Value};
+use crate::state::{Chain, Frontend, Key, Plan, SetId, SetKind, State, Value};
 
 /// `namespace/name` (neither can hold a `/`).
 type SvcKey = String;
@@ -185,6 +185,10 @@ impl Compiler {
                 self.retract(&old.compiled, &mut touched);
             }
         }
+        conflict |= touched
+            .elements
+            .keys()
+            .any(|(id, k)| self.claims(id.v6, k) > 1);
         if conflict {
             // Two Services claim one frontend: let the whole compile settle it, from the
             // state written so far.
@@ -213,57 +217,61 @@ impl Compiler {
     ) -> Update {
         let before = std::mem::take(&mut self.state);
         let old_fragments = std::mem::take(&mut self.fragments);
-        // The whole compile decides which Service owns a contested frontend.
-        let all_slices: Vec<&EndpointSlice> =
-            by_service.values().flatten().map(|s| s.as_ref()).collect();
-        let mut problems = Vec::new();
-        let ports = service_ports(
-            services.iter().map(|s| s.as_ref()),
-            all_slices,
-            &mut problems,
-        );
-        let whole = compile(&ports, node, Some(&before));
-        let claims_lost: Vec<&Problem> = whole
-            .problems
-            .iter()
-            .filter(|p| p.message.contains("already a frontend"))
-            .collect();
-        self.conflicted = !claims_lost.is_empty();
-        self.elements.clear();
-        self.chains.clear();
-        self.maps.clear();
-        let mut stale = Vec::new();
+        let mut inputs = Vec::with_capacity(services.len());
         for svc in services {
-            let key = svc_key(svc);
             let mut mine = by_service.remove(&names(svc)).unwrap_or_default();
             mine.sort_by_key(|s| Arc::as_ptr(s) as usize);
-            let old = old_fragments.get(&key);
-            let mut compiled = compile_one(svc, &mine, node, Some(&before));
-            if let Some(old) = old {
-                stale.extend(old.compiled.stale_udp(&compiled));
-            }
-            if self.conflicted {
+            inputs.push((svc, mine));
+        }
+        // Per Service first; only when two of them contest a frontend does the whole compile
+        // (which settles claims by name order) run as well.
+        let mut compiled: Vec<Compiled> = inputs
+            .iter()
+            .map(|(svc, mine)| compile_one(svc, mine, node, Some(&before)))
+            .collect();
+        self.fill(&compiled);
+        self.conflicted = self.contested();
+        if self.conflicted {
+            let all_slices: Vec<&EndpointSlice> = inputs
+                .iter()
+                .flat_map(|(_, m)| m.iter().map(|s| s.as_ref()))
+                .collect();
+            let mut problems = Vec::new();
+            let ports = service_ports(
+                services.iter().map(|s| s.as_ref()),
+                all_slices,
+                &mut problems,
+            );
+            let whole = compile(&ports, node, Some(&before));
+            for ((svc, _), c) in inputs.iter().zip(compiled.iter_mut()) {
                 // Keep only what the whole compile gave this Service.
-                restrict(&mut compiled, &whole.state);
-                let service = key.clone();
-                compiled.problems.extend(
+                restrict(c, &whole.state);
+                let service = svc_key(svc);
+                c.problems.extend(
                     whole
                         .problems
                         .iter()
                         .filter(|p| p.service == service)
                         .cloned(),
                 );
-                compiled.problems.sort_by(|a, b| a.message.cmp(&b.message));
-                compiled.problems.dedup();
+                c.problems.sort_by(|a, b| a.message.cmp(&b.message));
+                c.problems.dedup();
             }
-            self.assert(&compiled, &mut Touched::default());
+            self.fill(&compiled);
+        }
+        let mut stale = Vec::new();
+        for ((svc, mine), c) in inputs.into_iter().zip(compiled) {
+            let key = svc_key(svc);
+            if let Some(old) = old_fragments.get(&key) {
+                stale.extend(old.compiled.stale_udp(&c));
+            }
             self.fragments.insert(
                 key,
                 Fragment {
                     seen: self.generation,
                     service: svc.clone(),
                     slices: mine,
-                    compiled: Box::new(compiled),
+                    compiled: Box::new(c),
                 },
             );
         }
@@ -280,6 +288,36 @@ impl Compiler {
             full: true,
             stale_udp: stale,
         }
+    }
+
+    /// Sets the merged state to exactly `fragments`.
+    fn fill(&mut self, fragments: &[Compiled]) {
+        self.elements.clear();
+        self.chains.clear();
+        self.maps.clear();
+        self.state = State::default();
+        for c in fragments {
+            self.assert(c, &mut Touched::default());
+        }
+    }
+
+    /// Whether two Services claim one frontend (a Service never claims one twice itself).
+    fn contested(&self) -> bool {
+        self.elements
+            .keys()
+            .any(|(id, k)| self.claims(id.v6, k) > 1)
+    }
+
+    /// How many Services claim the frontend `k` (as dispatched or as without endpoints).
+    fn claims(&self, v6: bool, k: &Key) -> u32 {
+        if !matches!(k, Key::Frontend(_)) {
+            return 0;
+        }
+        [SetKind::Frontends, SetKind::NoEndpoints]
+            .iter()
+            .filter_map(|kind| self.elements.get(&(SetId::plain(*kind, v6), k.clone())))
+            .map(|(_, refs)| *refs)
+            .sum()
     }
 
     /// Takes a fragment's elements and chains out of the state.

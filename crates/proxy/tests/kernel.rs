@@ -13,87 +13,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use podnet_netdev::testing::TestNs;
+use podnet_netdev::testing::{Routed, TestNs};
 use podnet_proxy::select::NodeFacts;
 use podnet_proxy::{compile, service_ports, Applier, Compiled};
 use serde_json::json;
 
-fn ip(ns: &TestNs, args: &str) {
-    let out = Command::new("ip")
-        .arg("-n")
-        .arg(ns.name())
-        .args(args.split_whitespace())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Net {
-    client: TestNs,
-    node: TestNs,
-    server: TestNs,
-}
-
 /// client 10.244.0.9 — node (10.244.0.1 | 10.244.1.1, 172.18.0.1) — server 10.244.1.5, .6
-fn net() -> Net {
-    let (client, node, server) = (
-        TestNs::new("pxc").unwrap(),
-        TestNs::new("pxn").unwrap(),
-        TestNs::new("pxs").unwrap(),
-    );
-    let link = |a: &TestNs, b: &TestNs| {
-        let out = Command::new("ip")
-            .args([
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                a.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-            ])
-            .arg(format!(
-                "to-{}",
-                if std::ptr::eq(a, &client) { "c" } else { "s" }
-            ))
-            .args(["netns", b.name()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    link(&client, &node);
-    link(&server, &node);
-    ip(&client, "addr add 10.244.0.9/24 dev eth0");
-    ip(&client, "link set eth0 up");
-    ip(&client, "route add default via 10.244.0.1");
-    ip(&server, "addr add 10.244.1.5/24 dev eth0");
-    ip(&server, "addr add 10.244.1.6/24 dev eth0");
-    ip(&server, "link set eth0 up");
-    ip(&server, "route add default via 10.244.1.1");
-    ip(&node, "addr add 10.244.0.1/24 dev to-c");
-    ip(&node, "addr add 172.18.0.1/32 dev to-c");
-    ip(&node, "link set to-c up");
-    ip(&node, "addr add 10.244.1.1/24 dev to-s");
-    ip(&node, "link set to-s up");
-    node.ns()
-        .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
-        .unwrap()
-        .unwrap();
-    Net {
-        client,
-        node,
-        server,
-    }
+fn net() -> Routed {
+    Routed::new("px", &["172.18.0.1/32"]).unwrap()
 }
 
 /// Listeners on both server addresses at `port`, answering their own address.

@@ -17,16 +17,15 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use clap::Parser;
 use ipnet::{IpNet, Ipv4Net};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
-use nix::sys::signal::{SigSet, Signal};
 use podnet::cni_exec::sibling;
+use podnet::interrupt::{check_stop, watch_signals};
 use podnet::stats::{median, percentile, sorted};
 use podnet_netdev::testing::TestNs;
 use podnet_netdev::{NetNs, Netlink, VethSpec, PODNET_ROUTE_PROTO};
@@ -120,7 +119,7 @@ fn main() -> Result<()> {
         args.nodes.iter().all(|&n| (2..=30_000).contains(&n)),
         "--nodes: every count must be in 2..=30000"
     );
-    let stop = watch_signals()?;
+    let stop = watch_signals("agent-bench")?;
     let podnet = sibling("podnet")?;
     let tmp =
         TempDir(std::env::temp_dir().join(format!("podnet-agent-bench-{}", std::process::id())));
@@ -138,37 +137,6 @@ fn main() -> Result<()> {
         }
     }
     print_table(&args, &rows, started.elapsed());
-    Ok(())
-}
-
-/// Blocks SIGINT/SIGTERM/SIGHUP and turns them into a stop flag, checked between steps, so
-/// that an interrupted run still unwinds through its guards (the agent is then killed with
-/// SIGKILL: it inherits the blocked mask).
-fn watch_signals() -> Result<Arc<AtomicBool>> {
-    let mut set = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(sig);
-    }
-    set.thread_block().context("blocking signals")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::spawn(move || loop {
-        match set.wait() {
-            Ok(sig) => {
-                eprintln!("agent-bench: {sig}, stopping");
-                flag.store(true, Ordering::SeqCst);
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    });
-    Ok(stop)
-}
-
-fn check_stop(stop: &AtomicBool) -> Result<()> {
-    if stop.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
     Ok(())
 }
 

@@ -6,17 +6,16 @@
 //! error or Ctrl-C); the root namespace is never touched and no packets are sent.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use nix::sys::resource::{getrusage, UsageWho};
-use nix::sys::signal::{SigSet, Signal};
 use nix::sys::time::{TimeVal, TimeValLike};
 use podnet::cni_exec::{invoke, sibling, Call, Reply};
 use podnet::demo::node_config;
+use podnet::interrupt::{check_stop, watch_signals};
 use podnet::stats::{median, percentile, sorted};
 use podnet_netdev::testing::TestNs;
 use podnet_netdev::{Netlink, VethSpec};
@@ -89,7 +88,7 @@ impl Drop for TempDir {
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(args.pods > 0, "--pods must be at least 1");
-    let stop = watch_signals()?;
+    let stop = watch_signals("cni-bench")?;
     let reference = reference_dir(args.reference.as_deref())?;
     let series = run_all(&args, reference.as_deref(), &stop)?;
     if args.json {
@@ -99,38 +98,6 @@ fn main() -> Result<()> {
         );
     } else {
         print_table(&args, &reference, &series);
-    }
-    Ok(())
-}
-
-/// Blocks SIGINT/SIGTERM/SIGHUP and turns them into a stop flag, checked between calls, so that
-/// an interrupted run still unwinds through its namespace guards. Spawned plugins and `ip`
-/// inherit the blocked mask, so a Ctrl-C lets the current call finish rather than killing it
-/// half-way.
-fn watch_signals() -> Result<Arc<AtomicBool>> {
-    let mut set = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(sig);
-    }
-    set.thread_block().context("blocking signals")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    std::thread::spawn(move || loop {
-        match set.wait() {
-            Ok(sig) => {
-                eprintln!("cni-bench: {sig}, stopping after the current call");
-                flag.store(true, Ordering::SeqCst);
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    });
-    Ok(stop)
-}
-
-fn check_stop(stop: &AtomicBool) -> Result<()> {
-    if stop.load(Ordering::SeqCst) {
-        bail!("interrupted");
     }
     Ok(())
 }

@@ -12,16 +12,15 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use podnet::stats::{median, own_memory_kib, percentile, sorted};
-use podnet_netdev::testing::TestNs;
+use podnet_netdev::testing::Routed;
 use podnet_proxy::{Applier, Compiler, NodeFacts};
 use serde_json::json;
 
@@ -92,64 +91,10 @@ fn facts() -> NodeFacts {
     }
 }
 
-fn ip(ns: &TestNs, args: &str) -> Result<()> {
-    let out = Command::new("ip")
-        .arg("-n")
-        .arg(ns.name())
-        .args(args.split_whitespace())
-        .output()?;
-    if !out.status.success() {
-        bail!("ip {args}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-struct Net {
-    client: TestNs,
-    node: TestNs,
-    server: TestNs,
-}
-
 /// client 10.244.0.9 — node (router, podnet's table) — server 10.244.1.5 and .6 on :8080.
-fn net() -> Result<Net> {
-    let (client, node, server) = (
-        TestNs::new("pbc")?,
-        TestNs::new("pbn")?,
-        TestNs::new("pbs")?,
-    );
-    for (a, peer) in [(&client, "to-c"), (&server, "to-s")] {
-        let out = Command::new("ip")
-            .args([
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                a.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer,
-            ])
-            .args(["netns", node.name()])
-            .output()?;
-        if !out.status.success() {
-            bail!("veth: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-    ip(&client, "addr add 10.244.0.9/24 dev eth0")?;
-    ip(&client, "link set eth0 up")?;
-    ip(&client, "route add default via 10.244.0.1")?;
-    ip(&server, "addr add 10.244.1.5/24 dev eth0")?;
-    ip(&server, "addr add 10.244.1.6/24 dev eth0")?;
-    ip(&server, "link set eth0 up")?;
-    ip(&server, "route add default via 10.244.1.1")?;
-    ip(&node, "addr add 10.244.0.1/24 dev to-c")?;
-    ip(&node, "link set to-c up")?;
-    ip(&node, "addr add 10.244.1.1/24 dev to-s")?;
-    ip(&node, "link set to-s up")?;
-    node.ns()
-        .run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))??;
+fn net() -> Result<Routed> {
+    let net = Routed::new("pb", &[])?;
+    let server = &net.server;
     for addr in ["10.244.1.5", "10.244.1.6"] {
         let listener = server.ns().run(|| TcpListener::bind((addr, 8080)))??;
         std::thread::spawn(move || {
@@ -158,15 +103,11 @@ fn net() -> Result<Net> {
             }
         });
     }
-    Ok(Net {
-        client,
-        node,
-        server,
-    })
+    Ok(net)
 }
 
 /// Median and p90 of `n` connect times (µs) to `to` from the client namespace.
-fn connect_latency(net: &Net, to: SocketAddr, n: usize) -> Result<(f64, f64)> {
+fn connect_latency(net: &Routed, to: SocketAddr, n: usize) -> Result<(f64, f64)> {
     let times = net.client.ns().run(|| -> Result<Vec<f64>> {
         let mut times = Vec::with_capacity(n);
         for _ in 0..n + n / 10 {
@@ -195,7 +136,7 @@ struct Row {
     latency_us: (f64, f64),
 }
 
-fn run_size(net: &Net, args: &Args, n: usize) -> Result<Row> {
+fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
     let svcs: Vec<Arc<Service>> = (0..n).map(|i| Arc::new(service(i))).collect();
     let mut slices: Vec<Arc<EndpointSlice>> = (0..n)
         .map(|i| Arc::new(slice(i, args.endpoints, 0)))
