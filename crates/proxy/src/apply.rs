@@ -431,7 +431,7 @@ pub fn key_bytes(key: &Key) -> Option<Vec<u8>> {
 fn data(value: &Value) -> Option<Data> {
     match value {
         Value::None => None,
-        Value::Goto(c) => Some(Data::Goto(c.clone())),
+        Value::Goto(c) => Some(Data::Goto(c.to_string())),
         Value::Drop => Some(Data::Drop),
         Value::Backend(b) => Some(Data::Bytes(Concat::new().ip(b.ip()).port(b.port()).build())),
     }

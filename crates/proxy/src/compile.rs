@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use sha2::{Digest, Sha256};
 
 use crate::select::{select, NodeFacts, PortKey, Problem, Proto, ServicePort};
-use crate::state::{Chain, Frontend, Key, Masq, Pick, SetId, SetKind, State, Value};
+use crate::state::{Chain, Elements, Frontend, Key, Masq, Pick, SetId, SetKind, State, Value};
 
 /// A health-check node port to answer (LoadBalancer Services with externalTrafficPolicy Local).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +230,7 @@ fn port_family(out: &mut Compiled, sp: &ServicePort, v6: bool, node: &NodeFacts,
         let chain = Chain {
             v6,
             masq: Masq::Never,
-            shortcut: Some(shortcut),
+            shortcut: Some(shortcut.to_string()),
             pick: if sel.local.is_empty() {
                 Pick::Drop
             } else {
@@ -332,18 +332,20 @@ fn dispatch(
 /// Slots `0..list.len()` for the endpoints in `list`: an endpoint keeps the slot it had in
 /// `previous` when that slot still exists; the others fill the free slots in order.
 fn slots<'a>(
-    previous: impl Iterator<Item = &'a BTreeMap<Key, Value>>,
+    previous: impl Iterator<Item = &'a Elements>,
     fe: Frontend,
     list: &[SocketAddr],
 ) -> Vec<(u32, SocketAddr)> {
     let n = u32::try_from(list.len()).unwrap_or(u32::MAX);
     let mut taken: BTreeMap<u32, SocketAddr> = BTreeMap::new();
     for prev in previous {
-        for (k, v) in prev.range(Key::Slot(fe, 0)..=Key::Slot(fe, u32::MAX)) {
-            if let (Key::Slot(_, i), Value::Backend(b)) = (k, v) {
-                if *i < n && list.contains(b) && !taken.values().any(|t| t == b) {
-                    taken.insert(*i, *b);
-                }
+        // A frontend's slots are 0, 1, 2, … in one map.
+        for i in 0.. {
+            let Some(Value::Backend(b)) = prev.get(&Key::Slot(fe, i)) else {
+                break;
+            };
+            if i < n && list.contains(b) && !taken.values().any(|t| t == b) {
+                taken.insert(i, *b);
             }
         }
     }

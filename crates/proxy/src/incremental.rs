@@ -50,8 +50,9 @@ pub struct Update {
 pub struct Compiler {
     node: Option<NodeFacts>,
     fragments: FxHashMap<SvcKey, Fragment>,
-    /// Every element with the number of Services that put it there.
-    elements: FxHashMap<(SetId, Key), (Value, u32)>,
+    /// Elements more than one Service put in the state, with how many more (most elements
+    /// have one owner and no entry here).
+    shared: FxHashMap<(SetId, Key), u32>,
     /// Every chain with the number of Services using it.
     chains: HashMap<String, (Chain, u32)>,
     /// Every slot map with the number of chains reading it.
@@ -159,7 +160,7 @@ impl Compiler {
                 update.stale_udp.extend(old.compiled.stale_udp(&compiled));
                 self.retract(&old.compiled, &mut touched);
             }
-            conflict |= !self.assert(&compiled, &mut touched);
+            conflict |= !self.assert(&compiled, Some(&mut touched));
             update.recompiled += 1;
             self.fragments.insert(
                 key.clone(),
@@ -225,10 +226,7 @@ impl Compiler {
         }
         // Per Service first; only when two of them contest a frontend does the whole compile
         // (which settles claims by name order) run as well.
-        let mut compiled: Vec<Compiled> = inputs
-            .iter()
-            .map(|(svc, mine)| compile_one(svc, mine, node, Some(&before)))
-            .collect();
+        let mut compiled = compile_all(&inputs, node, &before);
         self.fill(&compiled);
         self.conflicted = self.contested();
         if self.conflicted {
@@ -292,20 +290,26 @@ impl Compiler {
 
     /// Sets the merged state to exactly `fragments`.
     fn fill(&mut self, fragments: &[Compiled]) {
-        self.elements.clear();
+        self.shared.clear();
         self.chains.clear();
         self.maps.clear();
         self.state = State::default();
         for c in fragments {
-            self.assert(c, &mut Touched::default());
+            self.assert(c, None);
         }
     }
 
-    /// Whether two Services claim one frontend (a Service never claims one twice itself).
+    /// Whether two Services claim one frontend (a Service never claims one twice itself):
+    /// a frontend put there twice, or both with and without endpoints.
     fn contested(&self) -> bool {
-        self.elements
-            .keys()
-            .any(|(id, k)| self.claims(id.v6, k) > 1)
+        let twice = self.shared.keys().any(|(id, k)| self.claims(id.v6, k) > 1);
+        twice
+            || [false, true].iter().any(|v6| {
+                self.state
+                    .sets
+                    .get(&SetId::plain(SetKind::NoEndpoints, *v6))
+                    .is_some_and(|none| none.keys().any(|k| self.claims(*v6, k) > 1))
+            })
     }
 
     /// How many Services claim the frontend `k` (as dispatched or as without endpoints).
@@ -315,8 +319,9 @@ impl Compiler {
         }
         [SetKind::Frontends, SetKind::NoEndpoints]
             .iter()
-            .filter_map(|kind| self.elements.get(&(SetId::plain(*kind, v6), k.clone())))
-            .map(|(_, refs)| *refs)
+            .map(|kind| SetId::plain(*kind, v6))
+            .filter(|id| self.state.contains(*id, k))
+            .map(|id| 1 + self.shared.get(&(id, k.clone())).copied().unwrap_or(0))
             .sum()
     }
 
@@ -325,18 +330,17 @@ impl Compiler {
         for (id, elements) in &c.state.sets {
             for k in elements.keys() {
                 let key = (*id, k.clone());
-                let current = self.elements.get(&key).map(|(v, _)| v.clone());
+                let current = self.state.get(*id, k).cloned();
                 touched.elements.entry(key.clone()).or_insert(current);
-                if let Some((_, refs)) = self.elements.get_mut(&key) {
-                    *refs -= 1;
-                    if *refs == 0 {
-                        self.elements.remove(&key);
-                        if let Some(set) = self.state.sets.get_mut(id) {
-                            set.remove(k);
-                            if set.is_empty() {
-                                self.state.sets.remove(id);
-                            }
-                        }
+                if let Some(more) = self.shared.get_mut(&key) {
+                    *more -= 1;
+                    if *more == 0 {
+                        self.shared.remove(&key);
+                    }
+                } else if let Some(set) = self.state.sets.get_mut(id) {
+                    set.remove(k);
+                    if set.is_empty() {
+                        self.state.sets.remove(id);
                     }
                 }
             }
@@ -366,36 +370,41 @@ impl Compiler {
 
     /// Puts a fragment's elements and chains into the state; `false` if a key is held by
     /// another Service with another value.
-    fn assert(&mut self, c: &Compiled, touched: &mut Touched) -> bool {
+    fn assert(&mut self, c: &Compiled, mut touched: Option<&mut Touched>) -> bool {
         let mut ok = true;
         for (id, elements) in &c.state.sets {
+            let set = self.state.sets.entry(*id).or_default();
             for (k, v) in elements {
-                let key = (*id, k.clone());
-                let current = self.elements.get(&key).map(|(v, _)| v.clone());
-                touched.elements.entry(key.clone()).or_insert(current);
-                match self.elements.get_mut(&key) {
-                    Some((have, refs)) => {
-                        if have != v {
+                if let Some(touched) = touched.as_deref_mut() {
+                    let current = set.get(k).cloned();
+                    touched.elements.entry((*id, k.clone())).or_insert(current);
+                }
+                match set.entry(k.clone()) {
+                    std::collections::hash_map::Entry::Occupied(have) => {
+                        if have.get() != v {
                             ok = false;
                         }
-                        *refs += 1;
+                        *self.shared.entry((*id, k.clone())).or_default() += 1;
                     }
-                    None => {
-                        self.elements.insert(key, (v.clone(), 1));
-                        self.state.insert(*id, k.clone(), v.clone());
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(v.clone());
                     }
                 }
             }
         }
         for (name, chain) in &c.state.chains {
-            let current = self.chains.get(name).map(|(c, _)| c.clone());
-            touched.chains.entry(name.clone()).or_insert(current);
+            if let Some(touched) = touched.as_deref_mut() {
+                let current = self.chains.get(name).map(|(c, _)| c.clone());
+                touched.chains.entry(name.clone()).or_insert(current);
+            }
             match self.chains.get_mut(name) {
                 Some((_, refs)) => *refs += 1,
                 None => {
                     if let Some(m) = chain.slot_map() {
                         let readers = self.maps.entry(m).or_default();
-                        touched.maps.entry(m).or_insert(*readers > 0);
+                        if let Some(touched) = touched.as_deref_mut() {
+                            touched.maps.entry(m).or_insert(*readers > 0);
+                        }
                         *readers += 1;
                     }
                     self.chains.insert(name.clone(), (chain.clone(), 1));
@@ -413,7 +422,7 @@ impl Compiler {
             touched.elements.into_iter().collect();
         elements.sort_by(|a, b| a.0.cmp(&b.0));
         for ((id, k), before) in elements {
-            let now = self.elements.get(&(id, k.clone())).map(|(v, _)| v.clone());
+            let now = self.state.get(id, &k).cloned();
             if before == now {
                 continue;
             }
@@ -471,6 +480,41 @@ fn svc_key(svc: &Service) -> SvcKey {
     format!("{ns}/{name}")
 }
 
+/// [`compile_one`] for every input, on all cores (the inputs are independent).
+fn compile_all(
+    inputs: &[(&Arc<Service>, Vec<Arc<EndpointSlice>>)],
+    node: &NodeFacts,
+    previous: &State,
+) -> Vec<Compiled> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = inputs.len().div_ceil(threads).max(256);
+    if inputs.len() <= chunk {
+        return inputs
+            .iter()
+            .map(|(svc, mine)| compile_one(svc, mine, node, Some(previous)))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = inputs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(svc, mine)| compile_one(svc, mine, node, Some(previous)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(part) => part,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
 fn compile_one(
     svc: &Arc<Service>,
     slices: &[Arc<EndpointSlice>],
@@ -501,7 +545,7 @@ fn restrict(c: &mut Compiled, whole: &State) {
         .values()
         .flat_map(|e| e.values())
         .filter_map(|v| match v {
-            Value::Goto(name) => Some(name.clone()),
+            Value::Goto(name) => Some(name.to_string()),
             _ => None,
         })
         .collect();

@@ -5,11 +5,13 @@
 //! So the per-packet cost is one verdict-map lookup and one map lookup however many Services
 //! there are, and a change is a handful of element operations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use crate::select::{NodeFacts, Proto};
@@ -190,8 +192,8 @@ impl fmt::Display for Key {
 pub enum Value {
     /// A plain set's element.
     None,
-    /// Continue in a dispatch chain.
-    Goto(String),
+    /// Continue in a dispatch chain (names are shared by every frontend going there).
+    Goto(Arc<str>),
     /// Drop.
     Drop,
     /// DNAT to this endpoint.
@@ -386,11 +388,14 @@ fn ipkw(v6: bool) -> &'static str {
     }
 }
 
+/// The elements of one set.
+pub type Elements = FxHashMap<Key, Value>;
+
 /// Everything podnet writes besides the skeleton.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
-    /// Elements of each set.
-    pub sets: BTreeMap<SetId, BTreeMap<Key, Value>>,
+    /// Elements of each set (hashed: a full sync builds hundreds of thousands).
+    pub sets: FxHashMap<SetId, Elements>,
     /// Dispatch chains by name.
     pub chains: BTreeMap<String, Chain>,
 }
@@ -398,19 +403,20 @@ pub struct State {
 impl State {
     /// Adds an element; `false` (and nothing changed) if the key is already there.
     pub fn insert(&mut self, set: SetId, key: Key, value: Value) -> bool {
-        let elements = self.sets.entry(set).or_default();
-        if elements.contains_key(&key) {
-            return false;
+        match self.sets.entry(set).or_default().entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(value);
+                true
+            }
         }
-        elements.insert(key, value);
-        true
     }
 
     /// Adds a chain (idempotent) and answers its name.
-    pub fn chain(&mut self, chain: Chain) -> String {
+    pub fn chain(&mut self, chain: Chain) -> Arc<str> {
         let name = chain.name();
         self.chains.entry(name.clone()).or_insert(chain);
-        name
+        name.into()
     }
 
     /// The element of `key` in `set`.
@@ -424,13 +430,13 @@ impl State {
     }
 
     /// The slot maps the chains read.
-    pub fn slot_maps(&self) -> std::collections::BTreeSet<SetId> {
+    pub fn slot_maps(&self) -> BTreeSet<SetId> {
         self.chains.values().filter_map(Chain::slot_map).collect()
     }
 
     /// How many elements in all sets.
     pub fn elements(&self) -> usize {
-        self.sets.values().map(BTreeMap::len).sum()
+        self.sets.values().map(|s| s.len()).sum()
     }
 }
 
@@ -460,9 +466,8 @@ impl Plan {
                 plan.add_chains.push((name.clone(), chain.clone()));
             }
         }
-        let empty = BTreeMap::new();
-        let ids: std::collections::BTreeSet<SetId> =
-            old.sets.keys().chain(new.sets.keys()).copied().collect();
+        let empty = Elements::default();
+        let ids: BTreeSet<SetId> = old.sets.keys().chain(new.sets.keys()).copied().collect();
         for id in ids {
             let o = old.sets.get(&id).unwrap_or(&empty);
             let n = new.sets.get(&id).unwrap_or(&empty);
