@@ -15,14 +15,20 @@
 //! last written state; nothing changed writes nothing. After an error the next sync adopts
 //! again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use podnet_nft::netlink::{Batch, Concat, Data, Element, Family};
 use sha2::{Digest, Sha256};
 
 use crate::select::NodeFacts;
-use crate::state::{skeleton, Key, Plan, SetId, SetKind, State, Value};
+use crate::state::{skeleton, Chain, Key, Masq, Plan, SetId, SetKind, State, Value};
+
+/// A sized slot map holds at least 2^12 elements (the kernel's bucket array: 64 KiB).
+const MIN_CAPACITY_LOG2: u32 = 12;
+/// And at most 2^26.
+const MAX_CAPACITY_LOG2: u32 = 26;
 
 /// What went wrong applying.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,19 @@ pub struct SyncStats {
 }
 
 /// Keeps podnet's table in step with the desired state.
+///
+/// # Sized slot maps
+///
+/// The slot maps of the ClusterIP and external dispatch chains (`int4-N`, `ext4-N`), which
+/// hold nearly all elements, are declared with a size: the kernel keeps such a map in a hash
+/// table of fixed size, which it fills 3× faster than the growing table of an unsized map
+/// (whose resizing waits for a worker that the inserting thread keeps off the CPU). A size
+/// is also a limit, so the map is declared with room for twice what it holds, at least
+/// 2^12, and the chain and map carry that capacity in their names (`int4-10-c17`,
+/// `int4-10-c17-slots`). When a map would outgrow it, the sync adopts instead: new chain
+/// and map of twice the room, frontends moved to them in the same element batch that fills
+/// them, the old ones deleted after it. The state stays in logical names (`int4-10`); only
+/// the applier knows the capacities.
 #[derive(Debug)]
 pub struct Applier {
     table: String,
@@ -62,6 +81,8 @@ pub struct Applier {
     adopted: Option<String>,
     /// What [`Applier::sync`] last wrote.
     written: Option<State>,
+    /// Log2 capacity of each sized slot map in the kernel, by its chain's logical name.
+    homes: HashMap<String, u32>,
 }
 
 /// What the kernel holds of podnet's table, from a terse listing (no elements).
@@ -72,6 +93,23 @@ struct Present {
     sets: BTreeSet<String>,
 }
 
+/// Whether a slot map is declared with a size: those of chains no other chain names (a
+/// short-cut chain keeps its name, which the externalTrafficPolicy Local chains use).
+fn sized(id: &SetId) -> bool {
+    id.kind == SetKind::Endpoints && id.masq != Masq::Never
+}
+
+/// Log2 of the capacity for `count` elements: twice the room, within the bounds.
+fn capacity_for(count: usize) -> u32 {
+    let want = count.saturating_mul(2).max(1).next_power_of_two();
+    want.trailing_zeros()
+        .clamp(MIN_CAPACITY_LOG2, MAX_CAPACITY_LOG2)
+}
+
+fn count(desired: &State, id: &SetId) -> usize {
+    desired.sets.get(id).map_or(0, |s| s.len())
+}
+
 impl Applier {
     /// An applier for `table` (family inet); nothing is known to be written yet.
     pub fn new(table: impl Into<String>) -> Applier {
@@ -79,6 +117,7 @@ impl Applier {
             table: table.into(),
             adopted: None,
             written: None,
+            homes: HashMap::new(),
         }
     }
 
@@ -107,8 +146,8 @@ impl Applier {
     }
 
     /// Writes `plan`, the change from the state last applied to `desired`. The first write,
-    /// and the first after an error or a new skeleton, adopts the table instead (and so
-    /// writes all of `desired`).
+    /// the first after an error or a new skeleton, and one that would overfill a sized slot
+    /// map adopt the table instead (and so write all of `desired`).
     pub fn apply(
         &mut self,
         node: &NodeFacts,
@@ -122,8 +161,8 @@ impl Applier {
             .map(|b| format!("{b:02x}"))
             .collect();
         let adopted = self.adopted.take();
-        let mut stats = if adopted.as_deref() == Some(hash.as_str()) {
-            self.incremental(plan)?
+        let mut stats = if adopted.as_deref() == Some(hash.as_str()) && self.fits(desired, plan) {
+            self.incremental(desired, plan)?
         } else {
             self.adopt(&skel, &hash, desired)?
         };
@@ -134,146 +173,230 @@ impl Applier {
         Ok(stats)
     }
 
-    fn incremental(&self, plan: &Plan) -> Result<SyncStats, ApplyError> {
+    /// Whether every sized slot map the plan adds to keeps within its capacity.
+    fn fits(&self, desired: &State, plan: &Plan) -> bool {
+        let mut seen = BTreeSet::new();
+        plan.add
+            .iter()
+            .map(|(id, _, _)| id)
+            .filter(|id| sized(id) && seen.insert(**id))
+            .all(|id| {
+                self.homes
+                    .get(&id.reader())
+                    .is_none_or(|k| count(desired, id) <= 1 << k)
+            })
+    }
+
+    /// The kernel's name of a chain.
+    fn chain_name(&self, logical: &str) -> String {
+        match self.homes.get(logical) {
+            Some(k) => format!("{logical}-c{k}"),
+            None => logical.to_string(),
+        }
+    }
+
+    /// The kernel's name of a set.
+    fn set_name(&self, id: &SetId) -> String {
+        if id.is_slots() {
+            format!("{}-slots", self.chain_name(&id.reader()))
+        } else {
+            id.name()
+        }
+    }
+
+    /// Declarations of new slot maps and chains (nothing refers to them yet).
+    fn create(&self, maps: &[SetId], chains: &[(String, Chain)]) -> (String, usize) {
+        let t = &self.table;
+        let mut s = String::new();
+        let mut ops = 0;
+        for id in maps {
+            let size = self.homes.get(&id.reader()).map(|k| 1u32 << k);
+            let _ = writeln!(s, "{}", id.declaration_as(t, &self.set_name(id), size));
+            ops += 1;
+        }
+        for (name, chain) in chains {
+            let physical = self.chain_name(name);
+            let _ = writeln!(s, "add chain inet {t} {physical}");
+            let map = chain.slot_map().map(|id| self.set_name(&id));
+            for rule in chain.rules_reading(map.as_deref()) {
+                let _ = writeln!(s, "add rule inet {t} {physical} {rule}");
+                ops += 1;
+            }
+            ops += 1;
+        }
+        (s, ops)
+    }
+
+    /// Element operations for the batch, by kernel set name.
+    fn elements<'a>(
+        &self,
+        items: impl Iterator<Item = (SetId, &'a Key, Option<&'a Value>)>,
+    ) -> BTreeMap<String, Vec<Element>> {
+        let mut by_set: HashMap<SetId, Vec<Element>> = HashMap::new();
+        for (id, key, value) in items {
+            if id.kind == SetKind::FirewallAllow {
+                continue;
+            }
+            let Some(key) = key_bytes(key) else {
+                continue;
+            };
+            let data = value.and_then(|v| match v {
+                Value::Goto(c) => Some(Data::Goto(self.chain_name(c))),
+                other => data(other),
+            });
+            by_set.entry(id).or_default().push(Element { key, data });
+        }
+        by_set
+            .into_iter()
+            .map(|(id, elements)| (self.set_name(&id), elements))
+            .collect()
+    }
+
+    fn incremental(&mut self, desired: &State, plan: &Plan) -> Result<SyncStats, ApplyError> {
         if plan.is_empty() {
             return Ok(SyncStats::default());
         }
-        let t = &self.table;
-        let (interval_add, interval_delete) = interval_changes(plan);
-        let before = format!(
-            "{}{}",
-            Plan {
-                add_maps: plan.add_maps.clone(),
-                add_chains: plan.add_chains.clone(),
-                ..Plan::default()
+        let t = self.table.clone();
+        for (name, chain) in &plan.add_chains {
+            if let Some(id) = chain.slot_map().filter(sized) {
+                self.homes
+                    .insert(name.clone(), capacity_for(count(desired, &id)));
             }
-            .script(t),
-            interval_script("add", t, &interval_add)
-        );
-        let mut batch = Batch::new(Family::Inet, t);
-        let deletes = group(
-            plan.delete
-                .iter()
-                .filter(|(id, _)| id.kind != SetKind::FirewallAllow)
-                .map(|(id, k)| (*id, k, None)),
-        );
-        for (set, elements) in deletes {
+        }
+        let (interval_add, interval_delete) = interval_changes(plan);
+        let (mut before, _) = self.create(&plan.add_maps, &plan.add_chains);
+        before.push_str(&interval_script("add", &t, &interval_add));
+        let mut batch = Batch::new(Family::Inet, &t);
+        for (set, elements) in self.elements(plan.delete.iter().map(|(id, k)| (*id, k, None))) {
             batch.delete(&set, elements.into_iter().map(|e| e.key));
         }
-        let adds = group(
-            plan.add
-                .iter()
-                .filter(|(id, _, _)| id.kind != SetKind::FirewallAllow)
-                .map(|(id, k, v)| (*id, k, Some(v))),
-        );
-        for (set, elements) in adds {
+        for (set, elements) in self.elements(plan.add.iter().map(|(id, k, v)| (*id, k, Some(v)))) {
             batch.add(&set, elements);
         }
-        let after = format!(
-            "{}{}",
-            interval_script("delete", t, &interval_delete),
-            Plan {
-                delete_chains: plan.delete_chains.clone(),
-                delete_maps: plan.delete_maps.clone(),
-                ..Plan::default()
-            }
-            .script(t)
-        );
+        let mut after = interval_script("delete", &t, &interval_delete);
+        for name in &plan.delete_chains {
+            let _ = writeln!(after, "delete chain inet {t} {}", self.chain_name(name));
+        }
+        for id in &plan.delete_maps {
+            let _ = writeln!(after, "delete map inet {t} {}", self.set_name(id));
+        }
         run_nft(&before)?;
         if !batch.is_empty() {
             batch.commit()?;
         }
         run_nft(&after)?;
+        for name in &plan.delete_chains {
+            self.homes.remove(name);
+        }
         Ok(SyncStats {
             ops: plan.ops(),
             ..SyncStats::default()
         })
     }
 
-    fn adopt(&self, skel: &str, hash: &str, desired: &State) -> Result<SyncStats, ApplyError> {
-        let t = &self.table;
+    fn adopt(&mut self, skel: &str, hash: &str, desired: &State) -> Result<SyncStats, ApplyError> {
+        let t = self.table.clone();
         let marker = format!("skeleton-{hash}");
         let present = self.present()?;
         let created = !present.exists || !present.chains.contains(&marker);
-        let full = Plan::full(desired);
-        let mut ops = 0;
+        // Capacities: a sized map in the kernel with room enough is kept, else a new one.
+        self.homes.clear();
+        for (name, chain) in &desired.chains {
+            let Some(id) = chain.slot_map().filter(sized) else {
+                continue;
+            };
+            let need = count(desired, &id);
+            let kept = (MIN_CAPACITY_LOG2..=MAX_CAPACITY_LOG2).find(|k| {
+                !created && need <= 1 << k && present.chains.contains(&format!("{name}-c{k}"))
+            });
+            self.homes
+                .insert(name.clone(), kept.unwrap_or_else(|| capacity_for(need)));
+        }
         let mut before = String::new();
         if created {
-            before.push_str(&format!(
+            let _ = write!(
+                before,
                 "table inet {t} {{}}\ndelete table inet {t}\n{skel}add chain inet {t} {marker}\n"
-            ));
+            );
         }
-        let kept = |name: &str| !created && present.chains.contains(name);
-        let new_plan = Plan {
-            add_maps: full
-                .add_maps
+        let new_maps: Vec<SetId> = desired
+            .slot_maps()
+            .into_iter()
+            .filter(|id| created || !present.sets.contains(&self.set_name(id)))
+            .collect();
+        let new_chains: Vec<(String, Chain)> = {
+            let mut list: Vec<(String, Chain)> = desired
+                .chains
                 .iter()
-                .filter(|id| created || !present.sets.contains(&id.name()))
-                .copied()
-                .collect(),
-            add_chains: full
-                .add_chains
-                .iter()
-                .filter(|(name, _)| !kept(name))
-                .cloned()
-                .collect(),
-            ..Plan::default()
+                .filter(|(name, _)| created || !present.chains.contains(&self.chain_name(name)))
+                .map(|(n, c)| (n.clone(), c.clone()))
+                .collect();
+            // A chain is added after the chain it goes to.
+            list.sort_by_key(|(_, c)| c.shortcut.is_some());
+            list
         };
-        ops += new_plan.ops();
-        before.push_str(&new_plan.script(t));
-        let allow: Vec<(SetId, &Key)> = full
-            .add
+        let (script, mut ops) = self.create(&new_maps, &new_chains);
+        before.push_str(&script);
+        let allow: Vec<(SetId, &Key)> = desired
+            .sets
             .iter()
-            .filter(|(id, _, _)| id.kind == SetKind::FirewallAllow)
-            .map(|(id, k, _)| (*id, k))
+            .filter(|(id, _)| id.kind == SetKind::FirewallAllow)
+            .flat_map(|(id, e)| e.keys().map(move |k| (*id, k)))
             .collect();
         if !created {
             for v6 in [false, true] {
                 let id = SetId::plain(SetKind::FirewallAllow, v6);
-                before.push_str(&format!("flush set inet {t} {}\n", id.name()));
+                let _ = writeln!(before, "flush set inet {t} {}", id.name());
                 ops += 1;
             }
         }
-        before.push_str(&interval_script("add", t, &allow));
+        before.push_str(&interval_script("add", &t, &allow));
         ops += allow.len();
 
-        let mut batch = Batch::new(Family::Inet, t);
+        let wanted_chains: BTreeSet<String> =
+            desired.chains.keys().map(|n| self.chain_name(n)).collect();
+        let wanted_maps: BTreeSet<String> = desired
+            .slot_maps()
+            .iter()
+            .map(|id| self.set_name(id))
+            .collect();
+        let mut batch = Batch::new(Family::Inet, &t);
         if !created {
-            // Refill every set podnet fills (not the affinity sets: clients keep their endpoint).
-            for name in present.sets.iter().filter(|n| refilled(n, desired)) {
+            // Refill every set podnet fills (not the affinity sets: clients keep their
+            // endpoint), and the slot maps still wanted.
+            for name in present
+                .sets
+                .iter()
+                .filter(|n| wanted_maps.contains(*n) || refilled(n))
+            {
                 batch.flush(name);
             }
         }
-        let adds = group(
-            full.add
-                .iter()
-                .filter(|(id, _, _)| id.kind != SetKind::FirewallAllow)
-                .map(|(id, k, v)| (*id, k, Some(v))),
-        );
-        for (set, elements) in adds {
+        let all = desired
+            .sets
+            .iter()
+            .flat_map(|(id, e)| e.iter().map(move |(k, v)| (*id, k, Some(v))));
+        for (set, elements) in self.elements(all) {
             batch.add(&set, elements);
         }
         ops += batch.ops();
 
         let mut after = String::new();
         if !created {
-            let wanted_chains: BTreeSet<&String> = desired.chains.keys().collect();
-            let wanted_maps: BTreeSet<String> =
-                desired.slot_maps().iter().map(SetId::name).collect();
             let mut stale: Vec<&String> = present
                 .chains
                 .iter()
-                .filter(|c| is_dispatch_chain(c) && !wanted_chains.contains(c))
+                .filter(|c| is_dispatch_chain(c) && !wanted_chains.contains(*c))
                 .collect();
             // Chains with a short-cut go before the chains they go to.
             stale.sort_by_key(|c| !c.starts_with("local"));
             for c in stale {
-                after.push_str(&format!("delete chain inet {t} {c}\n"));
+                let _ = writeln!(after, "delete chain inet {t} {c}");
                 ops += 1;
             }
             for s in &present.sets {
                 if is_slot_map(s) && !wanted_maps.contains(s) {
-                    after.push_str(&format!("delete map inet {t} {s}\n"));
+                    let _ = writeln!(after, "delete map inet {t} {s}");
                     ops += 1;
                 }
             }
@@ -331,13 +454,10 @@ fn is_slot_map(name: &str) -> bool {
     name.ends_with("-slots")
 }
 
-/// Whether a set present in the kernel is flushed and refilled on adoption: podnet's element
-/// sets, and the slot maps still wanted (not the affinity sets: clients keep their endpoint;
-/// not the interval set, which nft refills).
-fn refilled(name: &str, desired: &State) -> bool {
-    if is_slot_map(name) {
-        return desired.slot_maps().iter().any(|id| id.name() == name);
-    }
+/// Whether a set of the skeleton present in the kernel is flushed and refilled on adoption:
+/// podnet's element sets (not the affinity sets: clients keep their endpoint; not the
+/// interval set, which nft refills).
+fn refilled(name: &str) -> bool {
     SetKind::ALL
         .iter()
         .filter(|k| {
@@ -395,23 +515,6 @@ fn interval_script(verb: &str, table: &str, items: &[(SetId, &Key)]) -> String {
         ));
     }
     s
-}
-
-/// Elements in netlink form, grouped by set name.
-fn group<'a>(
-    items: impl Iterator<Item = (SetId, &'a Key, Option<&'a Value>)>,
-) -> BTreeMap<String, Vec<Element>> {
-    let mut out: BTreeMap<String, Vec<Element>> = BTreeMap::new();
-    for (id, key, value) in items {
-        let Some(key_bytes) = key_bytes(key) else {
-            continue;
-        };
-        out.entry(id.name()).or_default().push(Element {
-            key: key_bytes,
-            data: value.and_then(data),
-        });
-    }
-    out
 }
 
 /// A key's register bytes (`None` for interval keys, which go through nft).

@@ -152,10 +152,17 @@ impl SetId {
     }
     /// The declaration of a slot map.
     pub fn declaration(&self, table: &str) -> String {
+        self.declaration_as(table, &self.name(), None)
+    }
+
+    /// The declaration of a slot map under `name`, holding at most `size` elements when
+    /// given (the kernel then keeps it in a hash table of fixed size, filled several times
+    /// faster than the growing one of an unsized map).
+    pub fn declaration_as(&self, table: &str, name: &str, size: Option<u32>) -> String {
         let ip = ipkw(self.v6);
+        let size = size.map(|n| format!(" size {n};")).unwrap_or_default();
         format!(
-            "add map inet {table} {} {{ typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport; }}",
-            self.name()
+            "add map inet {table} {name} {{ typeof {ip} daddr . meta l4proto . th dport . numgen random mod 1 : {ip} daddr . th dport;{size} }}"
         )
     }
 }
@@ -307,6 +314,12 @@ impl Chain {
 
     /// Its rules, in nft syntax.
     pub fn rules(&self) -> Vec<String> {
+        self.rules_reading(self.slot_map().map(|m| m.name()).as_deref())
+    }
+
+    /// Its rules, reading its slot map under the name `map` (the applier may keep a map
+    /// under another name than [`SetId::name`]).
+    pub fn rules_reading(&self, map: Option<&str>) -> Vec<String> {
         let (ip, f) = (ipkw(self.v6), fam(self.v6));
         let mut rules = Vec::new();
         if let Some(short) = &self.shortcut {
@@ -325,7 +338,7 @@ impl Chain {
         match &self.pick {
             Pick::Drop => rules.push("drop".into()),
             Pick::Map { n, .. } => {
-                let set = self.slot_map().map(|m| m.name()).unwrap_or_default();
+                let set = map.unwrap_or_default();
                 rules.push(format!(
                     "meta l4proto {{ tcp, udp, sctp }} dnat {ip} to {ip} daddr . meta l4proto . th dport . numgen random mod {n} map @{set}"
                 ));

@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use podnet_netdev::testing::{Routed, TestNs};
 use podnet_proxy::select::NodeFacts;
-use podnet_proxy::{compile, service_ports, Applier, Compiled};
+use std::sync::Arc;
+
+use podnet_proxy::{compile, service_ports, Applier, Compiled, Compiler};
 use serde_json::json;
 
 /// client 10.244.0.9 — node (10.244.0.1 | 10.244.1.1, 172.18.0.1) — server 10.244.1.5, .6
@@ -219,18 +221,120 @@ fn services_on_the_data_path() {
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
+    // Sized slot maps carry their capacity (2^12) in their names and their chains'.
     assert!(
-        listing.contains("chain int4-2") && !listing.contains("chain int4-1"),
+        listing.contains("chain int4-2-c12") && !listing.contains("int4-1-"),
         "{listing}"
     );
-    assert!(
-        listing.contains("map int4-2-slots") && !listing.contains("map int4-1-slots"),
-        "{listing}"
-    );
+    assert!(listing.contains("map int4-2-c12-slots"), "{listing}");
     let seen: BTreeSet<String> = (0..30)
         .map(|_| connect(&n.client, "10.96.0.20:80").unwrap())
         .collect();
     assert_eq!(seen.len(), 2);
     n.node.ns().run(|| again.remove()).unwrap().unwrap();
     let _ = (IpAddr::from([0, 0, 0, 0]),);
+}
+
+fn nft_listing(ns: &TestNs) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "nft",
+            "-t",
+            "list",
+            "table",
+            "inet",
+            "podnet-proxy",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `count` ClusterIP Services with two endpoints each: the first on the real servers, the
+/// others on made-up addresses.
+fn many(count: u32) -> (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>) {
+    let mut svcs = Vec::new();
+    let mut slices = Vec::new();
+    for i in 0..count {
+        let name = format!("s{i}");
+        let vip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 96, 16, 0)) + i);
+        svcs.push(Arc::new(service(
+            "bulk",
+            &name,
+            json!({"clusterIPs": [vip.to_string()], "ports": [{"port": 80, "targetPort": 8080}]}),
+        )));
+        let eps = if i == 0 {
+            vec![ready("10.244.1.5", "node-2"), ready("10.244.1.6", "node-2")]
+        } else {
+            let base = u32::from(std::net::Ipv4Addr::new(10, 128, 0, 0)) + 2 * i;
+            (0..2)
+                .map(|j| ready(&std::net::Ipv4Addr::from(base + j).to_string(), "node-2"))
+                .collect()
+        };
+        slices.push(Arc::new(slice(
+            "bulk",
+            &name,
+            "a",
+            "IPv4",
+            json!([{"port": 8080}]),
+            eps,
+        )));
+    }
+    (svcs, slices)
+}
+
+#[test]
+fn a_slot_map_outgrowing_its_size_moves_to_a_bigger_one() {
+    let n = net();
+    serve(&n.server, 8080);
+    let mut applier = Applier::new("podnet-proxy");
+    let mut compiler = Compiler::new();
+    let node = facts();
+    let (svcs, slices) = many(2000);
+    let up = compiler.update(&svcs, &slices, &node);
+    let apply = |applier: &mut Applier, compiler: &Compiler, up: &podnet_proxy::Update| {
+        n.node
+            .ns()
+            .run(|| applier.apply(&node, compiler.state(), &up.plan))
+            .unwrap()
+            .unwrap()
+    };
+    let stats = apply(&mut applier, &compiler, &up);
+    assert!(stats.full && stats.created, "{stats:?}");
+    // 4,000 slots: a map of 2^13.
+    let listing = nft_listing(&n.node);
+    assert!(listing.contains("map int4-2-c13-slots"), "{listing}");
+    assert!(listing.contains("size 8192"), "{listing}");
+
+    // 2,100 more Services: 8,200 slots do not fit; the sync moves them to 2^15.
+    let (svcs, slices) = many(4100);
+    let up = compiler.update(&svcs, &slices, &node);
+    assert!(
+        !up.full && up.plan.add.len() >= 3 * 2100,
+        "{}",
+        up.plan.add.len()
+    );
+    let stats = apply(&mut applier, &compiler, &up);
+    assert!(stats.full && !stats.created, "{stats:?}");
+    let listing = nft_listing(&n.node);
+    assert!(
+        listing.contains("chain int4-2-c15") && !listing.contains("int4-2-c13"),
+        "{listing}"
+    );
+    let seen: BTreeSet<String> = (0..30)
+        .map(|_| connect(&n.client, "10.96.16.0:80").unwrap())
+        .collect();
+    assert_eq!(seen, ["10.244.1.5", "10.244.1.6"].map(String::from).into());
+
+    // Within the room, changes are incremental again.
+    let (svcs, slices) = many(4000);
+    let up = compiler.update(&svcs, &slices, &node);
+    let stats = apply(&mut applier, &compiler, &up);
+    assert!(!stats.full, "{stats:?}");
+    assert_eq!(stats.ops, up.plan.ops());
+    assert_eq!(connect(&n.client, "10.96.16.0:80").map(|_| ()), Ok(()));
+    n.node.ns().run(|| applier.remove()).unwrap().unwrap();
 }

@@ -39,6 +39,9 @@ struct Args {
     /// New connections timed per latency measurement.
     #[arg(long, default_value_t = 2000)]
     connects: usize,
+    /// Full syncs timed per size (each into an empty table; the figures are medians).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 fn service(i: usize) -> Service {
@@ -141,22 +144,39 @@ fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
     let mut slices: Vec<Arc<EndpointSlice>> = (0..n)
         .map(|i| Arc::new(slice(i, args.endpoints, 0)))
         .collect();
-    let mut applier = Applier::new(podnet_proxy::TABLE);
-    let mut compiler = Compiler::new();
     let node = facts();
-    let t = Instant::now();
-    let up = compiler.update(&svcs, &slices, &node);
-    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
-    let t = Instant::now();
-    let stats = net
-        .node
-        .ns()
-        .run(|| applier.apply(&node, compiler.state(), &up.plan))??;
-    let apply_ms = t.elapsed().as_secs_f64() * 1e3;
-    drop(up);
-    let rss_mib = own_memory_kib()
-        .map(|(rss, _)| rss as f64 / 1024.0)
-        .unwrap_or(f64::NAN);
+    let (mut compiles, mut applies) = (Vec::new(), Vec::new());
+    let mut rss_mib = f64::NAN;
+    let mut synced = None;
+    for round in 0..args.repeat.max(1) {
+        // The last round's table and compiler stay for the changes.
+        drop(synced.take());
+        net.node
+            .ns()
+            .run(|| Applier::new(podnet_proxy::TABLE).remove())??;
+        let mut applier = Applier::new(podnet_proxy::TABLE);
+        let mut compiler = Compiler::new();
+        let t = Instant::now();
+        let up = compiler.update(&svcs, &slices, &node);
+        compiles.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let stats = net
+            .node
+            .ns()
+            .run(|| applier.apply(&node, compiler.state(), &up.plan))??;
+        applies.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(up);
+        if round == 0 {
+            rss_mib = own_memory_kib()
+                .map(|(rss, _)| rss as f64 / 1024.0)
+                .unwrap_or(f64::NAN);
+        }
+        synced = Some((applier, compiler, stats));
+    }
+    let Some((mut applier, mut compiler, stats)) = synced else {
+        anyhow::bail!("no full sync ran");
+    };
+    let (compile_ms, apply_ms) = (median(&sorted(&compiles)), median(&sorted(&applies)));
     // One endpoint of one Service replaced, each time another Service: what the agent does
     // (recompile what changed, apply its plan).
     let (mut total, mut apply, mut ops) = (Vec::new(), Vec::new(), Vec::new());
