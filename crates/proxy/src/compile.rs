@@ -145,11 +145,6 @@ fn port_family(out: &mut Compiled, sp: &ServicePort, v6: bool, node: &NodeFacts,
         if !claim(out, fe, &service) {
             continue;
         }
-        out.state.insert(
-            SetId::of(SetKind::ServicePorts, *ip),
-            Key::Frontend(fe),
-            Value::None,
-        );
         let list = sel.internal(sp);
         if list.is_empty() {
             no_endpoints(out, fe, !sel.cluster.is_empty());

@@ -54,8 +54,6 @@ pub enum SetKind {
     NoEndpoints,
     /// Allocated ClusterIPs.
     ServiceIps,
-    /// ClusterIP frontends (a ClusterIP on another port is rejected).
-    ServicePorts,
     /// Load-balancer frontends with source ranges.
     Firewall,
     /// (Frontend, source CIDR) allowed through [`SetKind::Firewall`] (an interval set).
@@ -66,13 +64,12 @@ pub enum SetKind {
 
 impl SetKind {
     /// Every kind, in creation order.
-    pub const ALL: [SetKind; 9] = [
+    pub const ALL: [SetKind; 8] = [
         SetKind::Frontends,
         SetKind::Endpoints,
         SetKind::ClusterEndpoints,
         SetKind::NoEndpoints,
         SetKind::ServiceIps,
-        SetKind::ServicePorts,
         SetKind::Firewall,
         SetKind::FirewallAllow,
         SetKind::Hairpin,
@@ -84,7 +81,6 @@ impl SetKind {
             SetKind::ClusterEndpoints => "cluster-endpoints",
             SetKind::NoEndpoints => "no-endpoints",
             SetKind::ServiceIps => "service-ips",
-            SetKind::ServicePorts => "service-ports",
             SetKind::Firewall => "firewall",
             SetKind::FirewallAllow => "firewall-allow",
             SetKind::Hairpin => "hairpin",
@@ -662,7 +658,6 @@ pub fn skeleton(table: &str, node: &NodeFacts) -> String {
         let _ = writeln!(s, "  map frontends{f} {{ type {fe} : verdict; }}");
         let _ = writeln!(s, "  set no-endpoints{f} {{ type {fe}; }}");
         let _ = writeln!(s, "  set service-ips{f} {{ type {addr}; }}");
-        let _ = writeln!(s, "  set service-ports{f} {{ type {fe}; }}");
         let _ = writeln!(s, "  set firewall{f} {{ type {fe}; }}");
         let _ = writeln!(
             s,
@@ -695,10 +690,6 @@ pub fn skeleton(table: &str, node: &NodeFacts) -> String {
         );
         let _ = writeln!(
             s,
-            "    {ip} daddr @service-ips{f} {fe} != @service-ports{f} goto refuse"
-        );
-        let _ = writeln!(
-            s,
             "    {ip} daddr @service-cidrs{f} {ip} daddr != @service-ips{f} drop"
         );
     }
@@ -710,6 +701,12 @@ pub fn skeleton(table: &str, node: &NodeFacts) -> String {
             s,
             "    {ip} daddr . meta l4proto . th dport vmap @frontends{f}"
         );
+    }
+    // Not a frontend: a ClusterIP's unused port (the new connection is refused here, in
+    // the NAT hook, which sees only new connections; no set of ClusterIP ports is needed).
+    for v6 in [false, true] {
+        let (ip, f) = (ipkw(v6), fam(v6));
+        let _ = writeln!(s, "    {ip} daddr @service-ips{f} goto refuse");
     }
     s.push_str("  }\n");
     s.push_str("  chain filter-prerouting {\n    type filter hook prerouting priority dstnat - 10; policy accept;\n    ct state new jump service-check\n  }\n");

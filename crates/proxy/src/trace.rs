@@ -73,7 +73,9 @@ pub fn trace(state: &State, node: &NodeFacts, p: Packet) -> Result<Verdict, Trac
         }
     }
     let is_service_ip = state.contains(set(SetKind::ServiceIps), &Key::Addr(p.dst));
-    if is_service_ip && !state.contains(set(SetKind::ServicePorts), &key) {
+    // (In the NAT chain, after the frontends: a frontend without endpoints was refused
+    // above.)
+    if is_service_ip && !state.contains(set(SetKind::Frontends), &key) {
         return Ok(Verdict::Reject);
     }
     if in_nets(&node.service_cidrs, p.dst) && !is_service_ip {
