@@ -294,6 +294,16 @@ impl Compiler {
         self.chains.clear();
         self.maps.clear();
         self.state = State::default();
+        // Room for everything at once: no rehashing of the big sets while filling.
+        let mut sizes: FxHashMap<SetId, usize> = FxHashMap::default();
+        for c in fragments {
+            for (id, e) in &c.state.sets {
+                *sizes.entry(*id).or_default() += e.len();
+            }
+        }
+        for (id, n) in sizes {
+            self.state.sets.entry(id).or_default().reserve(n);
+        }
         for c in fragments {
             self.assert(c, None);
         }

@@ -309,7 +309,7 @@ fn a_slot_map_outgrowing_its_size_moves_to_a_bigger_one() {
     assert!(listing.contains("map int4-2-c13-slots"), "{listing}");
     assert!(listing.contains("size 8192"), "{listing}");
 
-    // 2,100 more Services: 8,200 slots do not fit; the sync moves them to 2^15.
+    // 2,100 more Services: 8,200 slots do not fit; the sync moves them to 2^14.
     let (svcs, slices) = many(4100);
     let up = compiler.update(&svcs, &slices, &node);
     assert!(
@@ -321,7 +321,7 @@ fn a_slot_map_outgrowing_its_size_moves_to_a_bigger_one() {
     assert!(stats.full && !stats.created, "{stats:?}");
     let listing = nft_listing(&n.node);
     assert!(
-        listing.contains("chain int4-2-c15") && !listing.contains("int4-2-c13"),
+        listing.contains("chain int4-2-c14") && !listing.contains("int4-2-c13"),
         "{listing}"
     );
     let seen: BTreeSet<String> = (0..30)
