@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use crate::select::NodeFacts;
-use crate::state::{skeleton, Chain, Key, Masq, Plan, SetId, SetKind, State, Value};
+use crate::state::{skeleton, Chain, Key, Masq, Plan, SetId, SetKind, Skeleton, State, Value};
 
 /// A sized slot map holds at least 2^12 elements (the kernel's bucket array: 64 KiB).
 const MIN_CAPACITY_LOG2: u32 = 12;
@@ -84,6 +84,8 @@ pub struct Applier {
     written: Option<State>,
     /// Log2 capacity of each sized slot map in the kernel, by its chain's logical name.
     homes: HashMap<String, u32>,
+    /// Log2 capacity of each of the skeleton's element sets in the kernel.
+    caps: HashMap<SetId, u32>,
 }
 
 /// What the kernel holds of podnet's table, from a terse listing (no elements).
@@ -109,6 +111,31 @@ fn capacity_for(count: usize) -> u32 {
         .clamp(MIN_CAPACITY_LOG2, MAX_CAPACITY_LOG2)
 }
 
+/// The skeleton's sets that hold one element per frontend, address or endpoint: declared
+/// with a size like the slot maps, under `frontends4-c15` and the like.
+const ELEMENT_SETS: [SetKind; 5] = [
+    SetKind::Frontends,
+    SetKind::NoEndpoints,
+    SetKind::ServiceIps,
+    SetKind::Firewall,
+    SetKind::Hairpin,
+];
+
+/// The element set a set of the kernel is (`frontends4`, `frontends4-c15`).
+fn element_set_named(name: &str) -> Option<SetId> {
+    ELEMENT_SETS
+        .iter()
+        .flat_map(|kind| [false, true].map(|v6| SetId::plain(*kind, v6)))
+        .find(|id| {
+            let base = id.name();
+            name == base
+                || name
+                    .strip_prefix(&base)
+                    .and_then(|rest| rest.strip_prefix("-c"))
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 fn count(desired: &State, id: &SetId) -> usize {
     desired.sets.get(id).map_or(0, |s| s.len())
 }
@@ -121,6 +148,7 @@ impl Applier {
             adopted: None,
             written: None,
             homes: HashMap::new(),
+            caps: HashMap::new(),
         }
     }
 
@@ -167,7 +195,7 @@ impl Applier {
         let mut stats = if adopted.as_deref() == Some(hash.as_str()) && self.fits(desired, plan) {
             self.incremental(desired, plan)?
         } else {
-            self.adopt(&skel, &hash, desired)?
+            self.adopt(node, &hash, desired)?
         };
         self.adopted = Some(hash);
         if stats.ops > 0 || stats.full {
@@ -176,17 +204,20 @@ impl Applier {
         Ok(stats)
     }
 
-    /// Whether every sized slot map the plan adds to keeps within its capacity.
+    /// Whether every sized set the plan adds to keeps within its capacity.
     fn fits(&self, desired: &State, plan: &Plan) -> bool {
         let mut seen = BTreeSet::new();
         plan.add
             .iter()
             .map(|(id, _, _)| id)
-            .filter(|id| sized(id) && seen.insert(**id))
+            .filter(|id| seen.insert(**id))
             .all(|id| {
-                self.homes
-                    .get(&id.reader())
-                    .is_none_or(|k| count(desired, id) <= 1 << k)
+                let cap = if sized(id) {
+                    self.homes.get(&id.reader())
+                } else {
+                    self.caps.get(id)
+                };
+                cap.is_none_or(|k| count(desired, id) <= 1 << k)
             })
     }
 
@@ -201,9 +232,11 @@ impl Applier {
     /// The kernel's name of a set.
     fn set_name(&self, id: &SetId) -> String {
         if id.is_slots() {
-            format!("{}-slots", self.chain_name(&id.reader()))
-        } else {
-            id.name()
+            return format!("{}-slots", self.chain_name(&id.reader()));
+        }
+        match self.caps.get(id) {
+            Some(k) => format!("{}-c{k}", id.name()),
+            None => id.name(),
         }
     }
 
@@ -297,7 +330,12 @@ impl Applier {
         })
     }
 
-    fn adopt(&mut self, skel: &str, hash: &str, desired: &State) -> Result<SyncStats, ApplyError> {
+    fn adopt(
+        &mut self,
+        node: &NodeFacts,
+        hash: &str,
+        desired: &State,
+    ) -> Result<SyncStats, ApplyError> {
         let t = self.table.clone();
         let marker = format!("skeleton-{hash}");
         let present = self.present()?;
@@ -315,12 +353,41 @@ impl Applier {
             self.homes
                 .insert(name.clone(), kept.unwrap_or_else(|| capacity_for(need)));
         }
+        self.caps.clear();
+        for kind in ELEMENT_SETS {
+            for v6 in [false, true] {
+                let id = SetId::plain(kind, v6);
+                let need = count(desired, &id);
+                let kept = (MIN_CAPACITY_LOG2..=MAX_CAPACITY_LOG2).find(|k| {
+                    !created
+                        && need <= 1 << k
+                        && present.sets.contains(&format!("{}-c{k}", id.name()))
+                });
+                self.caps
+                    .insert(id, kept.unwrap_or_else(|| capacity_for(need)));
+            }
+        }
+        let skel = Skeleton::new(node, &|kind, v6| {
+            let id = SetId::plain(kind, v6);
+            (self.set_name(&id), self.caps.get(&id).map(|k| 1u32 << k))
+        });
         let mut before = String::new();
+        // Skeleton sets moved to new names: their rules are rewritten after the batch.
+        let mut moved = false;
         if created {
             let _ = write!(
                 before,
-                "table inet {t} {{}}\ndelete table inet {t}\n{skel}add chain inet {t} {marker}\n"
+                "table inet {t} {{}}\ndelete table inet {t}\n{}add chain inet {t} {marker}\n",
+                skel.text(&t)
             );
+        } else {
+            for id in self.caps.keys() {
+                let name = self.set_name(id);
+                if !present.sets.contains(&name) {
+                    before.push_str(&skel.add_set(&t, &name).unwrap_or_default());
+                    moved = true;
+                }
+            }
         }
         let new_maps: Vec<SetId> = desired
             .slot_maps()
@@ -363,6 +430,7 @@ impl Applier {
             .iter()
             .map(|id| self.set_name(id))
             .collect();
+        let wanted_sets: BTreeSet<String> = self.caps.keys().map(|id| self.set_name(id)).collect();
         let mut batch = Batch::new(Family::Inet, &t);
         if !created {
             // Refill every set podnet fills (not the affinity sets: clients keep their
@@ -370,7 +438,7 @@ impl Applier {
             for name in present
                 .sets
                 .iter()
-                .filter(|n| wanted_maps.contains(*n) || refilled(n))
+                .filter(|n| wanted_maps.contains(*n) || wanted_sets.contains(*n))
             {
                 batch.flush(name);
             }
@@ -385,6 +453,23 @@ impl Applier {
         ops += batch.ops();
 
         let mut after = String::new();
+        if moved {
+            after.push_str(&skel.rules_script(&t));
+            for s in &present.sets {
+                let Some(id) = element_set_named(s) else {
+                    continue;
+                };
+                if !wanted_sets.contains(s) {
+                    let word = if id.kind == SetKind::Frontends {
+                        "map"
+                    } else {
+                        "set"
+                    };
+                    let _ = writeln!(after, "delete {word} inet {t} {s}");
+                    ops += 1;
+                }
+            }
+        }
         if !created {
             let mut stale: Vec<&String> = present
                 .chains
@@ -455,25 +540,6 @@ impl Applier {
 
 fn is_slot_map(name: &str) -> bool {
     name.ends_with("-slots")
-}
-
-/// Whether a set of the skeleton present in the kernel is flushed and refilled on adoption:
-/// podnet's element sets (not the affinity sets: clients keep their endpoint; not the
-/// interval set, which nft refills).
-fn refilled(name: &str) -> bool {
-    SetKind::ALL
-        .iter()
-        .filter(|k| {
-            !matches!(
-                k,
-                SetKind::FirewallAllow | SetKind::Endpoints | SetKind::ClusterEndpoints
-            )
-        })
-        .any(|kind| {
-            [false, true]
-                .iter()
-                .any(|v6| SetId::plain(*kind, *v6).name() == name)
-        })
 }
 
 /// Dispatch chains are the ones podnet names by content; the skeleton's are fixed.

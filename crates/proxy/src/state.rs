@@ -621,110 +621,249 @@ fn write_elements<'a>(
     }
 }
 
+/// The kernel name and declared size of one of podnet's element sets in a family
+/// (`("frontends4", None)`: the set's own name, unsized).
+pub type SetNames<'a> = &'a dyn Fn(SetKind, bool) -> (String, Option<u32>);
+
+/// A set of the skeleton: `set` or `map`, its name, its declaration body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkeletonSet {
+    /// `set` or `map`.
+    pub word: &'static str,
+    /// Its name in the kernel.
+    pub name: String,
+    /// `{ type …; }`.
+    pub body: String,
+}
+
+/// A chain of the skeleton.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkeletonChain {
+    /// Its name.
+    pub name: &'static str,
+    /// `type … hook … priority …; policy accept;` for base chains.
+    pub hook: Option<String>,
+    /// Its rules.
+    pub rules: Vec<String>,
+}
+
 /// The fixed part of the table: sets, hooks, checks, masquerade. Depends only on the node's
-/// cluster and service CIDRs (kept in sets), so it is written once.
-pub fn skeleton(table: &str, node: &NodeFacts) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "table inet {table} {{");
-    for v6 in [false, true] {
-        let (ip, f) = (ipkw(v6), fam(v6));
-        let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
-        let fe = format!("{addr} . inet_proto . inet_service");
-        let cidrs = |list: &[IpNet]| -> String {
-            // Interval sets refuse overlapping elements: merge first.
-            let family: Vec<IpNet> = list
-                .iter()
-                .filter(|n| matches!(n, IpNet::V6(_)) == v6)
-                .map(IpNet::trunc)
-                .collect();
-            let nets: Vec<String> = IpNet::aggregate(&family)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            if nets.is_empty() {
-                String::new()
-            } else {
-                format!(" elements = {{ {} }};", nets.join(", "))
-            }
+/// cluster and service CIDRs (kept in sets) and on where the element sets are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skeleton {
+    /// Sets and maps.
+    pub sets: Vec<SkeletonSet>,
+    /// Chains, each after the chains it goes to.
+    pub chains: Vec<SkeletonChain>,
+}
+
+impl Skeleton {
+    /// The skeleton for `node`, with the element sets where `names` says.
+    pub fn new(node: &NodeFacts, names: SetNames<'_>) -> Skeleton {
+        let mut sets = Vec::new();
+        let mut set = |word: &'static str, name: String, body: String| {
+            sets.push(SkeletonSet { word, name, body });
         };
-        // No cluster CIDR known: every source counts as in-cluster (nothing masqueraded).
-        let mut cluster = cidrs(&node.cluster_cidrs);
-        if cluster.is_empty() {
-            cluster = format!(
-                " elements = {{ {} }};",
-                if v6 { "::/0" } else { "0.0.0.0/0" }
+        for v6 in [false, true] {
+            let (ip, f) = (ipkw(v6), fam(v6));
+            let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
+            let fe = format!("{addr} . inet_proto . inet_service");
+            let cidrs = |list: &[IpNet]| -> String {
+                // Interval sets refuse overlapping elements: merge first.
+                let family: Vec<IpNet> = list
+                    .iter()
+                    .filter(|n| matches!(n, IpNet::V6(_)) == v6)
+                    .map(IpNet::trunc)
+                    .collect();
+                let nets: Vec<String> = IpNet::aggregate(&family)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if nets.is_empty() {
+                    String::new()
+                } else {
+                    format!(" elements = {{ {} }};", nets.join(", "))
+                }
+            };
+            // No cluster CIDR known: every source counts as in-cluster (nothing masqueraded).
+            let mut cluster = cidrs(&node.cluster_cidrs);
+            if cluster.is_empty() {
+                cluster = format!(
+                    " elements = {{ {} }};",
+                    if v6 { "::/0" } else { "0.0.0.0/0" }
+                );
+            }
+            let mut element_set = |word: &'static str, kind: SetKind, ty: String| {
+                let (name, size) = names(kind, v6);
+                let size = size.map(|n| format!(" size {n};")).unwrap_or_default();
+                set(word, name, format!("{{ type {ty};{size} }}"));
+            };
+            element_set("map", SetKind::Frontends, format!("{fe} : verdict"));
+            element_set("set", SetKind::NoEndpoints, fe.clone());
+            element_set("set", SetKind::ServiceIps, addr.to_string());
+            element_set("set", SetKind::Firewall, fe.clone());
+            element_set("set", SetKind::Hairpin, format!("{addr} . {addr}"));
+            set(
+                "set",
+                SetId::plain(SetKind::FirewallAllow, v6).name(),
+                format!("{{ type {fe} . {addr}; flags interval; }}"),
+            );
+            set(
+                "set",
+                format!("affinity{f}"),
+                format!("{{ typeof {ip} saddr . numgen random mod 1; flags dynamic,timeout; timeout 3h; size {AFFINITY_SET_SIZE}; }}"),
+            );
+            set(
+                "set",
+                format!("service-cidrs{f}"),
+                format!(
+                    "{{ type {addr}; flags interval;{} }}",
+                    cidrs(&node.service_cidrs)
+                ),
+            );
+            set(
+                "set",
+                format!("cluster-cidrs{f}"),
+                format!("{{ type {addr}; flags interval;{cluster} }}"),
             );
         }
-        let _ = writeln!(s, "  map frontends{f} {{ type {fe} : verdict; }}");
-        let _ = writeln!(s, "  set no-endpoints{f} {{ type {fe}; }}");
-        let _ = writeln!(s, "  set service-ips{f} {{ type {addr}; }}");
-        let _ = writeln!(s, "  set firewall{f} {{ type {fe}; }}");
-        let _ = writeln!(
-            s,
-            "  set firewall-allow{f} {{ type {fe} . {addr}; flags interval; }}"
+        let at = |kind: SetKind, v6: bool| names(kind, v6).0;
+        let mut chains = Vec::new();
+        let mut chain = |name: &'static str, hook: Option<&str>, rules: Vec<String>| {
+            chains.push(SkeletonChain {
+                name,
+                hook: hook.map(String::from),
+                rules,
+            });
+        };
+        chain(
+            "refuse",
+            None,
+            vec![
+                "meta l4proto tcp reject with tcp reset".into(),
+                "reject".into(),
+            ],
         );
-        let _ = writeln!(s, "  set hairpin{f} {{ type {addr} . {addr}; }}");
-        let _ = writeln!(
-            s,
-            "  set affinity{f} {{ typeof {ip} saddr . numgen random mod 1; flags dynamic,timeout; timeout 3h; size {AFFINITY_SET_SIZE}; }}"
+        let mut check = Vec::new();
+        for v6 in [false, true] {
+            let (ip, f) = (ipkw(v6), fam(v6));
+            let fe = format!("{ip} daddr . meta l4proto . th dport");
+            check.push(format!(
+                "{fe} @{} goto refuse",
+                at(SetKind::NoEndpoints, v6)
+            ));
+            check.push(format!(
+                "{fe} @{} {fe} . {ip} saddr != @firewall-allow{f} drop",
+                at(SetKind::Firewall, v6)
+            ));
+            check.push(format!(
+                "{ip} daddr @service-cidrs{f} {ip} daddr != @{} drop",
+                at(SetKind::ServiceIps, v6)
+            ));
+        }
+        chain("service-check", None, check);
+        let mut services = Vec::new();
+        for v6 in [false, true] {
+            services.push(format!(
+                "{} daddr . meta l4proto . th dport vmap @{}",
+                ipkw(v6),
+                at(SetKind::Frontends, v6)
+            ));
+        }
+        // Not a frontend: a ClusterIP's unused port (the new connection is refused here, in
+        // the NAT hook, which sees only new connections; no set of ClusterIP ports is needed).
+        for v6 in [false, true] {
+            services.push(format!(
+                "{} daddr @{} goto refuse",
+                ipkw(v6),
+                at(SetKind::ServiceIps, v6)
+            ));
+        }
+        chain("services", None, services);
+        chain(
+            "filter-prerouting",
+            Some("type filter hook prerouting priority dstnat - 10; policy accept;"),
+            vec!["ct state new jump service-check".into()],
         );
-        let _ = writeln!(
-            s,
-            "  set service-cidrs{f} {{ type {addr}; flags interval;{} }}",
-            cidrs(&node.service_cidrs)
+        chain(
+            "filter-output",
+            Some("type filter hook output priority -110; policy accept;"),
+            vec!["ct state new jump service-check".into()],
         );
-        let _ = writeln!(
-            s,
-            "  set cluster-cidrs{f} {{ type {addr}; flags interval;{cluster} }}"
+        chain(
+            "nat-prerouting",
+            Some("type nat hook prerouting priority dstnat; policy accept;"),
+            vec!["jump services".into()],
         );
+        chain(
+            "nat-output",
+            Some("type nat hook output priority -100; policy accept;"),
+            vec!["jump services".into()],
+        );
+        let mut post = vec![format!(
+            "meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} meta mark set meta mark & {:#x} masquerade fully-random",
+            !MASQ_MARK
+        )];
+        for v6 in [false, true] {
+            let ip = ipkw(v6);
+            post.push(format!(
+                "ct status dnat {ip} saddr . {ip} daddr @{} masquerade fully-random",
+                at(SetKind::Hairpin, v6)
+            ));
+        }
+        chain(
+            "nat-postrouting",
+            Some("type nat hook postrouting priority srcnat; policy accept;"),
+            post,
+        );
+        Skeleton { sets, chains }
     }
-    s.push_str("  chain refuse {\n    meta l4proto tcp reject with tcp reset\n    reject\n  }\n");
-    s.push_str("  chain service-check {\n");
-    for v6 in [false, true] {
-        let (ip, f) = (ipkw(v6), fam(v6));
-        let fe = format!("{ip} daddr . meta l4proto . th dport");
-        let _ = writeln!(s, "    {fe} @no-endpoints{f} goto refuse");
-        let _ = writeln!(
-            s,
-            "    {fe} @firewall{f} {fe} . {ip} saddr != @firewall-allow{f} drop"
-        );
-        let _ = writeln!(
-            s,
-            "    {ip} daddr @service-cidrs{f} {ip} daddr != @service-ips{f} drop"
-        );
+
+    /// The whole table, as an nft script.
+    pub fn text(&self, table: &str) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "table inet {table} {{");
+        for set in &self.sets {
+            let _ = writeln!(s, "  {} {} {}", set.word, set.name, set.body);
+        }
+        for chain in &self.chains {
+            let _ = writeln!(s, "  chain {} {{", chain.name);
+            if let Some(hook) = &chain.hook {
+                let _ = writeln!(s, "    {hook}");
+            }
+            for rule in &chain.rules {
+                let _ = writeln!(s, "    {rule}");
+            }
+            s.push_str("  }\n");
+        }
+        s.push_str("}\n");
+        s
     }
-    s.push_str("  }\n");
-    s.push_str("  chain services {\n");
-    for v6 in [false, true] {
-        let (ip, f) = (ipkw(v6), fam(v6));
-        let _ = writeln!(
-            s,
-            "    {ip} daddr . meta l4proto . th dport vmap @frontends{f}"
-        );
+
+    /// Adds the set `name` (one of this skeleton's) to an existing table.
+    pub fn add_set(&self, table: &str, name: &str) -> Option<String> {
+        self.sets
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| format!("add {} inet {table} {} {}\n", s.word, s.name, s.body))
     }
-    // Not a frontend: a ClusterIP's unused port (the new connection is refused here, in
-    // the NAT hook, which sees only new connections; no set of ClusterIP ports is needed).
-    for v6 in [false, true] {
-        let (ip, f) = (ipkw(v6), fam(v6));
-        let _ = writeln!(s, "    {ip} daddr @service-ips{f} goto refuse");
+
+    /// Replaces the rules of every chain with this skeleton's (atomic within the script's
+    /// transaction): how sets moved to new names come into use.
+    pub fn rules_script(&self, table: &str) -> String {
+        let mut s = String::new();
+        for chain in &self.chains {
+            let _ = writeln!(s, "flush chain inet {table} {}", chain.name);
+            for rule in &chain.rules {
+                let _ = writeln!(s, "add rule inet {table} {} {rule}", chain.name);
+            }
+        }
+        s
     }
-    s.push_str("  }\n");
-    s.push_str("  chain filter-prerouting {\n    type filter hook prerouting priority dstnat - 10; policy accept;\n    ct state new jump service-check\n  }\n");
-    s.push_str("  chain filter-output {\n    type filter hook output priority -110; policy accept;\n    ct state new jump service-check\n  }\n");
-    s.push_str("  chain nat-prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    jump services\n  }\n");
-    s.push_str("  chain nat-output {\n    type nat hook output priority -100; policy accept;\n    jump services\n  }\n");
-    let _ = write!(
-        s,
-        "  chain nat-postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} meta mark set meta mark & {:#x} masquerade fully-random\n",
-        !MASQ_MARK
-    );
-    for v6 in [false, true] {
-        let (ip, f) = (ipkw(v6), fam(v6));
-        let _ = writeln!(
-            s,
-            "    ct status dnat {ip} saddr . {ip} daddr @hairpin{f} masquerade fully-random"
-        );
-    }
-    s.push_str("  }\n}\n");
-    s
+}
+
+/// The skeleton with every set under its own name, unsized, as an nft script: what the
+/// table's structure is (its hash marks an adopted table).
+pub fn skeleton(table: &str, node: &NodeFacts) -> String {
+    Skeleton::new(node, &|kind, v6| (SetId::plain(kind, v6).name(), None)).text(table)
 }

@@ -304,10 +304,12 @@ fn a_slot_map_outgrowing_its_size_moves_to_a_bigger_one() {
     };
     let stats = apply(&mut applier, &compiler, &up);
     assert!(stats.full && stats.created, "{stats:?}");
-    // 4,000 slots: a map of 2^13.
+    // 4,000 slots: a map of 2^13; 2,000 frontends and ClusterIPs: sets of 2^12.
     let listing = nft_listing(&n.node);
     assert!(listing.contains("map int4-2-c13-slots"), "{listing}");
     assert!(listing.contains("size 8192"), "{listing}");
+    assert!(listing.contains("map frontends4-c12 "), "{listing}");
+    assert!(listing.contains("set service-ips4-c12 "), "{listing}");
 
     // 2,100 more Services: 8,200 slots do not fit; the sync moves them to 2^14.
     let (svcs, slices) = many(4100);
@@ -323,6 +325,20 @@ fn a_slot_map_outgrowing_its_size_moves_to_a_bigger_one() {
     assert!(
         listing.contains("chain int4-2-c14") && !listing.contains("int4-2-c13"),
         "{listing}"
+    );
+    // 4,100 frontends and ClusterIPs: the skeleton's sets moved too, its rules with them.
+    assert!(
+        listing.contains("map frontends4-c13 ") && !listing.contains("frontends4-c12"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("vmap @frontends4-c13")
+            && listing.contains("@service-ips4-c13 goto refuse"),
+        "{listing}"
+    );
+    assert_eq!(
+        connect(&n.client, "10.96.16.0:81"),
+        Err(std::io::ErrorKind::ConnectionRefused)
     );
     let seen: BTreeSet<String> = (0..30)
         .map(|_| connect(&n.client, "10.96.16.0:80").unwrap())
