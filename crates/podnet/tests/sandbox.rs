@@ -2,9 +2,13 @@
 //! the real agent and podnet-cni, real packets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use serde_json::Value;
+use podnet_sandbox::probe::{probe_udp_on, Outcome};
+use serde_json::{json, Value};
 
 const PODNET: &str = env!("CARGO_BIN_EXE_podnet");
 
@@ -494,5 +498,263 @@ fn services_through_the_proxy() {
         started.elapsed() < std::time::Duration::from_millis(900),
         "refused at once, not after the probe's 1 s timeout: {:?}",
         started.elapsed()
+    );
+}
+
+/// Runs `f` on a thread inside network namespace `ns` (sockets it opens stay there).
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || podnet_netdev::NetNs::open(&path).unwrap().run(f).unwrap())
+        .join()
+        .unwrap()
+}
+
+/// The network namespace of pod `key`, as the pod itself names it.
+fn pod_netns(sb: &Sb, key: &str) -> String {
+    let ns = sb.ok(&["exec", key, "--", "ip", "netns", "identify"]);
+    ns.trim().to_string()
+}
+
+/// Node `name`'s address on the underlay.
+fn node_ip(sb: &Sb, name: &str) -> IpAddr {
+    let nodes = sb.items("nodes");
+    let node = nodes
+        .iter()
+        .find(|n| n["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name}"));
+    node["status"]["addresses"][0]["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `GET path` from namespace `ns`: `{"status": 200, "body": …}` (the body as JSON when it is
+/// JSON, else as text), or `{"error": …}` when there is no answer.
+fn http_get(ns: &str, addr: SocketAddr, path: &str) -> Value {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let got = in_netns(ns, move || -> std::io::Result<Vec<u8>> {
+        let timeout = Duration::from_secs(1);
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(request.as_bytes())?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        Ok(answer)
+    });
+    let answer = match got {
+        Ok(answer) => String::from_utf8_lossy(&answer).into_owned(),
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = serde_json::from_str(body).unwrap_or_else(|_| Value::from(body));
+    json!({ "status": status, "body": body })
+}
+
+/// A pod with the built-in server on port 80, pinned to `node`.
+fn pinned_pod(name: &str, app: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\n\
+         spec: {{nodeName: {node}, containers: [{{name: web, ports: [{{containerPort: 80}}]}}]}}\n"
+    )
+}
+
+const HEALTH_PORT: u16 = 32123;
+
+#[test]
+fn health_check_node_ports_follow_the_local_endpoints() {
+    let sb = Sb::new("hc");
+    sb.ok(&["up", "--nodes", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let apply = |file: &str, text: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        sb.ok(&["apply", "-f", path.to_str().unwrap()]);
+    };
+    let lb = |policy: &str, health: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: lb}}\nspec:\n  type: LoadBalancer\n  \
+             externalTrafficPolicy: {policy}\n{health}  selector: {{app: lb}}\n  ports: [{{port: 80}}]\n"
+        )
+    };
+    let local_lb = lb("Local", &format!("  healthCheckNodePort: {HEALTH_PORT}\n"));
+    apply(
+        "lb.yaml",
+        &[
+            pinned_pod("lb-1", "lb", "node-1"),
+            pinned_pod("lb-2", "lb", "node-1"),
+            local_lb.clone(),
+        ]
+        .join("---\n"),
+    );
+    // Asked from another node's namespace, the way a load balancer asks.
+    let health = |from: &str, node: &str| {
+        let addr = SocketAddr::new(node_ip(&sb, node), HEALTH_PORT);
+        http_get(&format!("psb.{}.{from}", sb.name), addr, "/healthz")
+    };
+    let local = |n: u64| {
+        move |v: &Value| {
+            let code = if n > 0 { 200 } else { 503 };
+            v["status"] == code && v["body"]["localEndpoints"] == n
+        }
+    };
+
+    // node-1 has both endpoints; node-2 and node-3 have none.
+    let v = eventually(|| health("node-3", "node-1"), local(2));
+    assert!(local(2)(&v), "{v}\n{}", agent_log(&sb, "node-1"));
+    assert_eq!(
+        v["body"]["service"],
+        json!({"namespace": "default", "name": "lb"})
+    );
+    let v = eventually(|| health("node-3", "node-2"), local(0));
+    assert!(local(0)(&v), "{v}\n{}", agent_log(&sb, "node-2"));
+    let v = eventually(|| health("node-1", "node-3"), local(0));
+    assert!(local(0)(&v), "{v}\n{}", agent_log(&sb, "node-3"));
+
+    // One endpoint goes from node-1, one comes to node-2.
+    sb.ok(&["delete", "pod", "default/lb-2"]);
+    apply("lb-3.yaml", &pinned_pod("lb-3", "lb", "node-2"));
+    for (node, n) in [("node-1", 1), ("node-2", 1), ("node-3", 0)] {
+        let from = if node == "node-3" { "node-1" } else { "node-3" };
+        let v = eventually(|| health(from, node), local(n));
+        assert!(local(n)(&v), "{node}: {v}\n{}", agent_log(&sb, node));
+    }
+
+    // lb-1 leaves the Service (relabelled, still running): node-1 has none left.
+    apply("lb-1.yaml", &pinned_pod("lb-1", "other", "node-1"));
+    let v = eventually(|| health("node-3", "node-1"), local(0));
+    assert!(local(0)(&v), "{v}\n{}", agent_log(&sb, "node-1"));
+    let v = health("node-3", "node-2");
+    assert!(local(1)(&v), "node-2 keeps its endpoint: {v}");
+
+    // Traffic policy Cluster: no health check, the port closes on every node.
+    apply("lb.yaml", &lb("Cluster", ""));
+    for node in ["node-1", "node-2", "node-3"] {
+        let closed = |v: &Value| v["error"].as_str().is_some_and(|e| e.contains("refused"));
+        let v = eventually(|| health("node-3", node), closed);
+        assert!(closed(&v), "{node}: {v}\n{}", agent_log(&sb, node));
+    }
+}
+
+/// One UDP probe as JSON (`result`, and `answer` or `reason`).
+fn outcome_json(outcome: Outcome) -> Value {
+    match outcome {
+        Outcome::Allow { answer, .. } => json!({ "result": "allow", "answer": answer }),
+        Outcome::Deny { reason } => json!({ "result": "deny", "reason": reason }),
+    }
+}
+
+/// A counter of node `node`'s agent metrics (read inside the node's namespace).
+fn agent_counter(sb: &Sb, node: &str, name: &str) -> f64 {
+    let ns = format!("psb.{}.{node}", sb.name);
+    let v = http_get(&ns, "127.0.0.1:9464".parse().unwrap(), "/metrics");
+    let text = v["body"].as_str().unwrap_or_else(|| panic!("metrics: {v}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn stale_udp_flows_follow_the_endpoints() {
+    let sb = Sb::new("udp");
+    let ex = examples();
+    sb.ok(&[
+        "up",
+        "-f",
+        &format!("{ex}/00-namespaces.yaml"),
+        "-f",
+        &format!("{ex}/20-backend.yaml"),
+        "-f",
+        &format!("{ex}/30-client.yaml"),
+    ]);
+    let api_ip = service(&sb.items("services"), "backend", "api")["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let allowed = |v: &Value| v["result"] == "allow";
+    let v = eventually(
+        || probe_json(&sb, "default/client", &api_ip, "53/udp"),
+        allowed,
+    );
+    assert!(allowed(&v), "{v}\n{}", agent_log(&sb, "node-2"));
+
+    // The client (node-2) keeps one socket, as a resolver does: one source port, one flow.
+    let dst = SocketAddr::new(api_ip.parse().unwrap(), 53);
+    let socket = in_netns(&pod_netns(&sb, "default/client"), move || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect(dst).unwrap();
+        socket
+    });
+    let ask = || outcome_json(probe_udp_on(&socket, Duration::from_millis(500)));
+    let answers = |name: String| move |v: &Value| v["answer"] == name.as_str();
+    let v = eventually(ask, allowed);
+    let first = v["answer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_string();
+    let second = if first == "api-1" { "api-2" } else { "api-1" }.to_string();
+    for _ in 0..5 {
+        let v = ask();
+        assert_eq!(
+            v["answer"],
+            first.as_str(),
+            "the flow stays on its endpoint: {v}"
+        );
+    }
+    let deleted_before = agent_counter(&sb, "node-2", "podnet_proxy_conntrack_deleted_total");
+
+    // `first` leaves the Service but keeps running: only the removed flow would still reach it.
+    let backend = std::fs::read_to_string(format!("{ex}/20-backend.yaml")).unwrap();
+    let moved = backend
+        .split("\n---\n")
+        .find(|doc| doc.contains(&format!("name: {first},")))
+        .unwrap()
+        .replace("labels: {app: api}", "labels: {app: api-moved}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moved.yaml");
+    std::fs::write(&path, moved).unwrap();
+    sb.ok(&["apply", "-f", path.to_str().unwrap()]);
+    let v = eventually(ask, answers(second.clone()));
+    assert_eq!(
+        v["answer"],
+        second.as_str(),
+        "{v}\n{}",
+        agent_log(&sb, "node-2")
+    );
+
+    // `first` comes back: the flow stays where it is (only flows of endpoints gone are removed).
+    sb.ok(&["apply", "-f", &format!("{ex}/20-backend.yaml")]);
+    let v = eventually(
+        || probe_json(&sb, "default/client", &api_ip, "53/udp"),
+        answers(first.clone()),
+    );
+    assert_eq!(
+        v["answer"],
+        first.as_str(),
+        "{first} is an endpoint again: {v}"
+    );
+    for _ in 0..5 {
+        let v = ask();
+        assert_eq!(v["answer"], second.as_str(), "{v}");
+    }
+
+    // `second`'s pod goes away (the stuck-DNS case): the same socket reaches `first`.
+    sb.ok(&["delete", "pod", &format!("backend/{second}")]);
+    let v = eventually(ask, answers(first.clone()));
+    assert_eq!(
+        v["answer"],
+        first.as_str(),
+        "{v}\n{}",
+        agent_log(&sb, "node-2")
+    );
+    let deleted = agent_counter(&sb, "node-2", "podnet_proxy_conntrack_deleted_total");
+    assert!(
+        deleted >= deleted_before + 2.0,
+        "node-2's agent removed the flow twice: {deleted_before} -> {deleted}"
     );
 }

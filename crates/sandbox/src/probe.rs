@@ -4,7 +4,8 @@
 //!
 //! [`probe`] is blocking, on plain `std::net` sockets: the caller runs it on a thread that has
 //! entered the pod's network namespace with `setns(2)`, and every socket is opened in the
-//! namespace of the thread that opens it.
+//! namespace of the thread that opens it. [`probe_udp_on`] probes over a UDP socket the caller
+//! keeps, so that many probes share one source port (and one conntrack flow).
 //!
 //! What counts as allowed:
 //! - TCP: the connection is established and then either some bytes arrive (the answer is the
@@ -29,6 +30,9 @@ pub const UDP_TRIES: u32 = 3;
 
 /// Most of a TCP answer that is read; the probe stops reading there and allows.
 const RESPONSE_LIMIT: usize = 1024 * 1024;
+
+/// Most datagrams (or errors) left over on a reused UDP socket that a probe drops.
+const DRAIN_LIMIT: usize = 64;
 
 /// Timeouts shorter than this are raised to it (a zero timeout is refused by `connect`).
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
@@ -256,7 +260,6 @@ fn answer_text(buf: &[u8]) -> String {
 
 fn probe_udp(addr: SocketAddr, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = start + timeout;
     let local = match addr {
         SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
@@ -270,6 +273,43 @@ fn probe_udp(addr: SocketAddr, timeout: Duration) -> Outcome {
     if let Err(e) = socket.connect(addr) {
         return deny(udp_reason(&e, timeout));
     }
+    probe_udp_from(&socket, start, timeout)
+}
+
+/// One UDP probe over `socket`, which the caller has connected to the address: as [`probe`]
+/// over UDP, but from the same source port every time, the way a resolver keeps its socket
+/// (every probe rides the same conntrack flow). The socket lives in the namespace of the
+/// thread that opened it, so later probes may come from any thread.
+///
+/// What an earlier probe left on the socket (a late answer, a pending ICMP error) is dropped
+/// first, so the verdict is about this probe.
+pub fn probe_udp_on(socket: &UdpSocket, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let timeout = timeout.max(MIN_TIMEOUT);
+    if let Err(e) = drain(socket) {
+        return deny(udp_reason(&e, timeout));
+    }
+    probe_udp_from(socket, start, timeout)
+}
+
+/// Reads and drops whatever is waiting on `socket` (datagrams and errors), at most
+/// [`DRAIN_LIMIT`] of them.
+fn drain(socket: &UdpSocket) -> io::Result<()> {
+    socket.set_nonblocking(true)?;
+    let mut buf = [0u8; 512];
+    for _ in 0..DRAIN_LIMIT {
+        match socket.recv(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            _ => {}
+        }
+    }
+    socket.set_nonblocking(false)
+}
+
+/// Sends [`UDP_PAYLOAD`] over the connected `socket` up to [`UDP_TRIES`] times between
+/// `start` and `start + timeout` and takes the first datagram back.
+fn probe_udp_from(socket: &UdpSocket, start: Instant, timeout: Duration) -> Outcome {
+    let deadline = start + timeout;
     let mut buf = vec![0u8; 64 * 1024];
     let slice = timeout / UDP_TRIES;
     for attempt in 1..=UDP_TRIES {
@@ -456,6 +496,46 @@ mod tests {
             got += 1;
         }
         assert_eq!(got, UDP_TRIES);
+    }
+
+    #[test]
+    fn probes_over_one_socket_share_its_source_port() {
+        let silent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        client
+            .connect(silent.local_addr().expect("local addr"))
+            .expect("connect");
+        for _ in 0..2 {
+            let outcome = probe_udp_on(&client, Duration::from_millis(60));
+            assert_eq!(reason(outcome), "no answer within 60ms");
+        }
+        silent.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while let Ok((_, from)) = silent.recv_from(&mut buf) {
+            assert_eq!(from, client.local_addr().expect("local addr"));
+            got += 1;
+        }
+        assert_eq!(got, 2 * UDP_TRIES);
+    }
+
+    #[test]
+    fn a_late_answer_left_on_the_socket_is_not_taken() {
+        let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        client
+            .connect(server.local_addr().expect("local addr"))
+            .expect("connect");
+        server
+            .send_to(b"late", client.local_addr().expect("local addr"))
+            .expect("send");
+        let answering = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let (_, from) = server.recv_from(&mut buf).expect("recv");
+            server.send_to(b"fresh", from).expect("answer");
+        });
+        assert_eq!(answer(probe_udp_on(&client, TIMEOUT)), "fresh");
+        answering.join().expect("server");
     }
 
     #[test]
