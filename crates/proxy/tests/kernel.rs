@@ -354,3 +354,62 @@ fn a_slot_map_outgrowing_its_size_moves_to_a_bigger_one() {
     assert_eq!(connect(&n.client, "10.96.16.0:80").map(|_| ()), Ok(()));
     n.node.ns().run(|| applier.remove()).unwrap().unwrap();
 }
+
+/// A LoadBalancer Service whose ingress IP is 192.0.2.10, open to `ranges`.
+fn balanced(ranges: &[&str]) -> (Vec<Service>, Vec<EndpointSlice>) {
+    let svc = with_status(
+        service(
+            "default",
+            "lb",
+            json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.40"],
+                "loadBalancerSourceRanges": ranges,
+                "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30090}]}),
+        ),
+        json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}),
+    );
+    let eps = vec![ready("10.244.1.5", "node-2"), ready("10.244.1.6", "node-2")];
+    let slices = vec![slice(
+        "default",
+        "lb",
+        "a",
+        "IPv4",
+        json!([{"port": 8080}]),
+        eps,
+    )];
+    (vec![svc], slices)
+}
+
+#[test]
+fn load_balancer_ips_keep_to_their_source_ranges() {
+    let n = net();
+    serve(&n.server, 8080);
+    let mut applier = Applier::new("podnet-proxy");
+    let mut sync = |objs: &(Vec<Service>, Vec<EndpointSlice>)| {
+        let c = build(objs, None);
+        n.node
+            .ns()
+            .run(|| applier.sync(&facts(), &c.state))
+            .unwrap()
+            .unwrap()
+    };
+    // The client (10.244.0.9) is inside the range: balanced over both endpoints.
+    sync(&balanced(&["10.244.0.0/24"]));
+    let seen: BTreeSet<String> = (0..30)
+        .map(|_| connect(&n.client, "192.0.2.10:80").unwrap())
+        .collect();
+    assert_eq!(seen, ["10.244.1.5", "10.244.1.6"].map(String::from).into());
+    // Outside the ranges: dropped (a timeout, not a refusal).
+    let stats = sync(&balanced(&["10.9.0.0/16", "192.168.0.0/24"]));
+    assert!(!stats.full, "{stats:?}");
+    assert_eq!(
+        connect(&n.client, "192.0.2.10:80"),
+        Err(std::io::ErrorKind::TimedOut)
+    );
+    // The ClusterIP and the node port are not behind the ranges.
+    assert!(connect(&n.client, "10.96.0.40:80").is_ok());
+    assert!(connect(&n.client, "172.18.0.1:30090").is_ok());
+    // No ranges: open to all again.
+    sync(&balanced(&[]));
+    assert!(connect(&n.client, "192.0.2.10:80").is_ok());
+    n.node.ns().run(|| applier.remove()).unwrap().unwrap();
+}
