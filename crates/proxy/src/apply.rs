@@ -502,31 +502,40 @@ impl Applier {
         })
     }
 
-    /// Chains and sets of the table, without elements (`nft -t -j list table`).
+    /// Chains, sets and maps of the table, without elements (`nft -j list chains inet`,
+    /// `nft -t -j list sets inet` and `… maps inet`: `list table` reads every element even
+    /// when terse, 0.4 s per 100,000).
     fn present(&self) -> Result<Present, ApplyError> {
         let t = &self.table;
-        let Some(json) = podnet_nft::output(&["-t", "-j", "list", "table", "inet", t]).ok() else {
-            return Ok(Present::default());
-        };
-        let v: serde_json::Value =
-            serde_json::from_str(&json).map_err(|e| ApplyError::Listing {
-                table: t.clone(),
-                message: e.to_string(),
-            })?;
-        let mut p = Present {
-            exists: true,
-            ..Present::default()
-        };
-        for item in v["nftables"].as_array().into_iter().flatten() {
-            if let Some(name) = item["chain"]["name"].as_str() {
-                p.chains.insert(name.to_string());
-            }
-            for kind in ["set", "map"] {
-                if let Some(name) = item[kind]["name"].as_str() {
-                    p.sets.insert(name.to_string());
+        let mut p = Present::default();
+        for (args, kinds) in [
+            (&["-j", "list", "chains", "inet"][..], &["chain"][..]),
+            (&["-t", "-j", "list", "sets", "inet"][..], &["set"][..]),
+            (&["-t", "-j", "list", "maps", "inet"][..], &["map"][..]),
+        ] {
+            let json = podnet_nft::output(args)?;
+            let v: serde_json::Value =
+                serde_json::from_str(&json).map_err(|e| ApplyError::Listing {
+                    table: t.clone(),
+                    message: e.to_string(),
+                })?;
+            for item in v["nftables"].as_array().into_iter().flatten() {
+                for kind in kinds {
+                    let o = &item[*kind];
+                    if o["family"] == "inet" && o["table"] == t.as_str() {
+                        if let Some(name) = o["name"].as_str() {
+                            if *kind == "chain" {
+                                p.chains.insert(name.to_string());
+                            } else {
+                                p.sets.insert(name.to_string());
+                            }
+                        }
+                    }
                 }
             }
         }
+        // podnet's table always has chains.
+        p.exists = !p.chains.is_empty();
         Ok(p)
     }
 

@@ -1,10 +1,13 @@
 //! Service proxy benchmark, in network namespaces made for it (nothing in the root namespace):
 //!
-//! 1. full sync of N Services × E endpoints (compile + apply into an empty table), and the
-//!    process's memory with the objects and the state held;
-//! 2. one endpoint change at that size (compile against the last state + apply), median of
+//! 1. full sync of N Services × E endpoints (compile + apply into an empty table; median of
+//!    `--repeat` runs), and the process's memory with the objects and the state held (and
+//!    with the objects alone);
+//! 2. an agent restart at that size: new compiler and applier adopting the table in place
+//!    (flushed and refilled in one transaction);
+//! 3. one endpoint change at that size (compile against the last state + apply), median of
 //!    several changes;
-//! 3. first-packet latency: new TCP connections from a client namespace through a ClusterIP
+//! 4. first-packet latency: new TCP connections from a client namespace through a ClusterIP
 //!    to a server namespace, with 1 Service programmed and with N, median of many connects
 //!    (and the same straight to the pod address, the floor).
 //!
@@ -133,6 +136,8 @@ struct Row {
     apply_ms: f64,
     ops: usize,
     rss_mib: f64,
+    objects_mib: f64,
+    restart_ms: f64,
     change_ms: f64,
     change_apply_ms: f64,
     change_ops: f64,
@@ -145,6 +150,13 @@ fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
         .map(|i| Arc::new(slice(i, args.endpoints, 0)))
         .collect();
     let node = facts();
+    let rss = || {
+        own_memory_kib()
+            .map(|(rss, _)| rss as f64 / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    // What the objects alone take (the agent holds them in its view anyway).
+    let objects_mib = rss();
     let (mut compiles, mut applies) = (Vec::new(), Vec::new());
     let mut rss_mib = f64::NAN;
     let mut synced = None;
@@ -167,9 +179,7 @@ fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
         applies.push(t.elapsed().as_secs_f64() * 1e3);
         drop(up);
         if round == 0 {
-            rss_mib = own_memory_kib()
-                .map(|(rss, _)| rss as f64 / 1024.0)
-                .unwrap_or(f64::NAN);
+            rss_mib = rss();
         }
         synced = Some((applier, compiler, stats));
     }
@@ -194,6 +204,20 @@ fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
         total.push(t.elapsed().as_secs_f64() * 1e3);
         ops.push(s.ops as f64);
     }
+    // An agent restart: new compiler and applier, the table in place (flushed and refilled
+    // in one transaction).
+    drop((applier, compiler));
+    let t = Instant::now();
+    let mut compiler = Compiler::new();
+    let up = compiler.update(&svcs, &slices, &node);
+    let restarted = net
+        .node
+        .ns()
+        .run(|| Applier::new(podnet_proxy::TABLE).apply(&node, compiler.state(), &up.plan))??;
+    let restart_ms = t.elapsed().as_secs_f64() * 1e3;
+    if !restarted.full || restarted.created {
+        anyhow::bail!("the restart did not adopt the table: {restarted:?}");
+    }
     let latency_us = connect_latency(net, "10.96.0.1:80".parse()?, args.connects)?;
     Ok(Row {
         services: n,
@@ -201,6 +225,8 @@ fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
         apply_ms,
         ops: stats.ops,
         rss_mib,
+        objects_mib,
+        restart_ms,
         change_ms: median(&sorted(&total)),
         change_apply_ms: median(&sorted(&apply)),
         change_ops: median(&sorted(&ops)),
@@ -226,12 +252,15 @@ fn main() -> Result<()> {
         args.endpoints
     );
     println!(
-        "{:>8} {:>11} {:>10} {:>9} {:>9} {:>13} {:>11} {:>10} {:>20}",
+        "{:>8} {:>11} {:>10} {:>10} {:>9} {:>9} {:>9} {:>11} {:>10} {:>11} {:>10} {:>20}",
         "services",
         "compile ms",
         "apply ms",
+        "full ms",
         "ops",
         "RSS MiB",
+        "(objects)",
+        "restart ms",
         "change ms",
         "(apply ms)",
         "change ops",
@@ -239,12 +268,15 @@ fn main() -> Result<()> {
     );
     for r in &rows {
         println!(
-            "{:>8} {:>11.1} {:>10.1} {:>9} {:>9.1} {:>13.2} {:>11.2} {:>10.0} {:>13.1} / {:.1}",
+            "{:>8} {:>11.1} {:>10.1} {:>10.1} {:>9} {:>9.1} {:>9.1} {:>11.1} {:>10.2} {:>11.2} {:>10.0} {:>13.1} / {:.1}",
             r.services,
             r.compile_ms,
             r.apply_ms,
+            r.compile_ms + r.apply_ms,
             r.ops,
             r.rss_mib,
+            r.objects_mib,
+            r.restart_ms,
             r.change_ms,
             r.change_apply_ms,
             r.change_ops,
