@@ -177,6 +177,12 @@ fn run_size(net: &Routed, args: &Args, n: usize) -> Result<Row> {
             .ns()
             .run(|| applier.apply(&node, compiler.state(), &up.plan))??;
         applies.push(t.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "  full sync {}: compile {:.1} ms, apply {:.1} ms",
+            round + 1,
+            compiles[round],
+            applies[round]
+        );
         drop(up);
         if round == 0 {
             rss_mib = rss();
