@@ -146,11 +146,6 @@ impl SetId {
             format!("{}{}", self.kind.base(), fam(self.v6))
         }
     }
-    /// The declaration of a slot map.
-    pub fn declaration(&self, table: &str) -> String {
-        self.declaration_as(table, &self.name(), None)
-    }
-
     /// The declaration of a slot map under `name`, holding at most `size` elements when
     /// given (the kernel then keeps it in a hash table of fixed size, filled several times
     /// faster than the growing one of an unsized map).
@@ -554,70 +549,6 @@ impl Plan {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
         self.ops() == 0
-    }
-
-    /// The plan as an nft script (one transaction) against `table`.
-    pub fn script(&self, table: &str) -> String {
-        let mut s = String::new();
-        for id in &self.add_maps {
-            let _ = writeln!(s, "{}", id.declaration(table));
-        }
-        for (name, chain) in &self.add_chains {
-            let _ = writeln!(s, "add chain inet {table} {name}");
-            for rule in chain.rules() {
-                let _ = writeln!(s, "add rule inet {table} {name} {rule}");
-            }
-        }
-        write_elements(
-            &mut s,
-            "delete",
-            table,
-            self.delete.iter().map(|(id, k)| (*id, k, None)),
-        );
-        write_elements(
-            &mut s,
-            "add",
-            table,
-            self.add.iter().map(|(id, k, v)| (*id, k, Some(v))),
-        );
-        for name in &self.delete_chains {
-            let _ = writeln!(s, "delete chain inet {table} {name}");
-        }
-        for id in &self.delete_maps {
-            let _ = writeln!(s, "delete map inet {table} {}", id.name());
-        }
-        s
-    }
-}
-
-/// Elements grouped per set, a bounded number per command.
-fn write_elements<'a>(
-    s: &mut String,
-    verb: &str,
-    table: &str,
-    items: impl Iterator<Item = (SetId, &'a Key, Option<&'a Value>)>,
-) {
-    let mut current: Option<SetId> = None;
-    let mut count = 0;
-    for (id, key, value) in items {
-        if current != Some(id) || count == 1000 {
-            if current.is_some() {
-                s.push_str(" }\n");
-            }
-            let _ = write!(s, "{verb} element inet {table} {} {{ ", id.name());
-            current = Some(id);
-            count = 0;
-        } else {
-            s.push_str(", ");
-        }
-        let _ = write!(s, "{key}");
-        if let Some(v) = value {
-            let _ = write!(s, "{v}");
-        }
-        count += 1;
-    }
-    if current.is_some() {
-        s.push_str(" }\n");
     }
 }
 
