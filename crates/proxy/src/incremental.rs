@@ -70,6 +70,41 @@ struct Touched {
     maps: HashMap<SetId, bool>,
 }
 
+impl Touched {
+    /// Puts back in `state` what was touched, as it was before.
+    fn undo(&self, state: &mut State) {
+        for ((id, k), before) in &self.elements {
+            match before {
+                Some(v) => {
+                    state
+                        .sets
+                        .entry(*id)
+                        .or_default()
+                        .insert(k.clone(), v.clone());
+                }
+                None => {
+                    if let Some(set) = state.sets.get_mut(id) {
+                        set.remove(k);
+                        if set.is_empty() {
+                            state.sets.remove(id);
+                        }
+                    }
+                }
+            }
+        }
+        for (name, before) in &self.chains {
+            match before {
+                Some(c) => {
+                    state.chains.insert(name.clone(), c.clone());
+                }
+                None => {
+                    state.chains.remove(name);
+                }
+            }
+        }
+    }
+}
+
 impl Compiler {
     /// A compiler with nothing compiled.
     pub fn new() -> Compiler {
@@ -191,9 +226,10 @@ impl Compiler {
             .keys()
             .any(|(id, k)| self.claims(id.v6, k) > 1);
         if conflict {
-            // Two Services claim one frontend: let the whole compile settle it, from the
-            // state written so far.
-            let before = self.state.clone();
+            // Two Services claim one frontend: let the whole compile settle it. The plan
+            // goes from the state written before this update (what was touched, undone).
+            let mut before = self.state.clone();
+            touched.undo(&mut before);
             let mut regrouped: ByService = FxHashMap::default();
             for svc in services {
                 if let Some(f) = self.fragments.get(&svc_key(svc)) {

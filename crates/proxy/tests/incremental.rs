@@ -232,3 +232,27 @@ fn a_contested_frontend_goes_to_the_first_service_and_back() {
     k.step(&svcs2[1..], &slices);
     assert!(k.c.problems().is_empty(), "{:?}", k.c.problems());
 }
+
+#[test]
+fn a_change_that_contests_a_frontend_still_writes_the_change() {
+    // s1 on 10.96.1.2, s2 on 10.96.1.3; then s2 moves onto s1's ClusterIP: its old frontends
+    // must go from the kernel even though the whole compile settles the contest.
+    let svcs = vec![svc(1, json!({})), svc(2, json!({}))];
+    let slices = vec![
+        slc(1, "a", &[("10.244.0.5", "node-1")]),
+        slc(2, "a", &[("10.244.1.5", "node-2")]),
+    ];
+    let mut k = Check {
+        c: Compiler::new(),
+        prev: State::default(),
+    };
+    k.step(&svcs, &slices);
+    let mut moved = svcs.clone();
+    moved[1] = svc(2, json!({"clusterIPs": ["10.96.1.2"]}));
+    let up = k.step(&moved, &slices);
+    assert!(up.full);
+    assert!(k.c.problems().iter().any(|p| p.service == "inc/s2"));
+    // And back.
+    k.step(&svcs, &slices);
+    assert!(k.c.problems().is_empty(), "{:?}", k.c.problems());
+}
