@@ -22,6 +22,9 @@ type SvcKey = String;
 /// Slices by (namespace, Service name), borrowed from the input.
 type ByService<'a> = FxHashMap<(&'a str, &'a str), Vec<Arc<EndpointSlice>>>;
 
+/// The objects of an update.
+type Inputs = (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>);
+
 /// What one Service last compiled to, and from what.
 struct Fragment {
     /// The update that last saw the Service.
@@ -60,6 +63,9 @@ pub struct Compiler {
     state: State,
     conflicted: bool,
     generation: u64,
+    /// The inputs of the last update: a change of a few objects is found by comparing
+    /// pointers at the same positions, without a pass over every Service's slices.
+    last: Option<Inputs>,
 }
 
 /// What an update touched, with what it was before.
@@ -146,6 +152,125 @@ impl Compiler {
         slices: &[Arc<EndpointSlice>],
         node: &NodeFacts,
     ) -> Update {
+        let up = match self.targeted(services, slices, node) {
+            Some(up) => up,
+            None => self.scan(services, slices, node),
+        };
+        self.last = Some((services.to_vec(), slices.to_vec()));
+        up
+    }
+
+    /// The update when the inputs are the last ones with a few objects replaced in place
+    /// (same positions, same Services): only the Services of those objects are looked at.
+    /// `None` when that does not hold (objects added or removed, many changed, new node
+    /// facts, a contest in force).
+    fn targeted(
+        &mut self,
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
+        node: &NodeFacts,
+    ) -> Option<Update> {
+        let (last_services, last_slices) = self.last.as_ref()?;
+        let same_node = self.node.as_ref().is_some_and(|n| same_facts(n, node));
+        if !same_node
+            || self.conflicted
+            || last_services.len() != services.len()
+            || last_slices.len() != slices.len()
+        {
+            return None;
+        }
+        let changed = |a: &[Arc<Service>], b: &[Arc<Service>]| -> Vec<usize> {
+            (0..a.len())
+                .filter(|i| !Arc::ptr_eq(&a[*i], &b[*i]))
+                .collect()
+        };
+        let changed_services = changed(last_services, services);
+        let changed_slices: Vec<usize> = (0..slices.len())
+            .filter(|i| !Arc::ptr_eq(&last_slices[*i], &slices[*i]))
+            .collect();
+        if changed_services.len() + changed_slices.len() > 16 + services.len() / 16 {
+            return None;
+        }
+        // Each affected Service with its slices as they are now.
+        let mut affected: BTreeMap<SvcKey, (Arc<Service>, Vec<Arc<EndpointSlice>>)> =
+            BTreeMap::new();
+        for i in changed_services {
+            if names(&last_services[i]) != names(&services[i]) {
+                return None;
+            }
+            let key = svc_key(&services[i]);
+            let mine = self.fragments.get(&key)?.slices.clone();
+            affected.insert(key, (services[i].clone(), mine));
+        }
+        for j in changed_slices {
+            for (slice, add) in [(&last_slices[j], false), (&slices[j], true)] {
+                let Some(key) = slice_service(slice) else {
+                    continue;
+                };
+                // A slice of no Service (yet) matters only when its Service comes, which
+                // changes the number of Services: a scan.
+                let Some(f) = self.fragments.get(&key) else {
+                    continue;
+                };
+                let entry = affected
+                    .entry(key)
+                    .or_insert_with(|| (f.service.clone(), f.slices.clone()));
+                if add {
+                    entry.1.push(slice.clone());
+                } else {
+                    entry.1.retain(|s| !Arc::ptr_eq(s, slice));
+                }
+            }
+        }
+        self.generation += 1;
+        let mut update = Update::default();
+        let mut touched = Touched::default();
+        let mut conflict = false;
+        for (key, (svc, mut mine)) in affected {
+            mine.sort_by_key(|s| Arc::as_ptr(s) as usize);
+            conflict |= self.recompile(key, &svc, mine, node, &mut update, &mut touched);
+        }
+        Some(self.finish(services, node, update, touched, conflict))
+    }
+
+    /// Recompiles one Service into the state; `true` if it put a key another Service holds
+    /// with another value.
+    fn recompile(
+        &mut self,
+        key: SvcKey,
+        svc: &Arc<Service>,
+        mine: Vec<Arc<EndpointSlice>>,
+        node: &NodeFacts,
+        update: &mut Update,
+        touched: &mut Touched,
+    ) -> bool {
+        let old = self.fragments.remove(&key);
+        let compiled = compile_one(svc, &mine, node, old.as_ref().map(|f| &f.compiled.state));
+        if let Some(old) = &old {
+            update.stale_udp.extend(old.compiled.stale_udp(&compiled));
+            self.retract(&old.compiled, touched);
+        }
+        let conflict = !self.assert(&compiled, Some(touched));
+        update.recompiled += 1;
+        self.fragments.insert(
+            key,
+            Fragment {
+                seen: self.generation,
+                service: svc.clone(),
+                slices: mine,
+                compiled: Box::new(compiled),
+            },
+        );
+        conflict
+    }
+
+    /// Every Service and its slices compared with what was last compiled.
+    fn scan(
+        &mut self,
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
+        node: &NodeFacts,
+    ) -> Update {
         self.generation += 1;
         let generation = self.generation;
         let mut by_service: ByService = FxHashMap::default();
@@ -189,23 +314,7 @@ impl Compiler {
                     continue;
                 }
             }
-            let old = self.fragments.remove(key.as_str());
-            let compiled = compile_one(svc, &mine, node, old.as_ref().map(|f| &f.compiled.state));
-            if let Some(old) = &old {
-                update.stale_udp.extend(old.compiled.stale_udp(&compiled));
-                self.retract(&old.compiled, &mut touched);
-            }
-            conflict |= !self.assert(&compiled, Some(&mut touched));
-            update.recompiled += 1;
-            self.fragments.insert(
-                key.clone(),
-                Fragment {
-                    seen: generation,
-                    service: svc.clone(),
-                    slices: mine,
-                    compiled: Box::new(compiled),
-                },
-            );
+            conflict |= self.recompile(key.clone(), svc, mine, node, &mut update, &mut touched);
         }
         let gone: Vec<SvcKey> = self
             .fragments
@@ -221,6 +330,18 @@ impl Compiler {
                 self.retract(&old.compiled, &mut touched);
             }
         }
+        self.finish(services, node, update, touched, conflict)
+    }
+
+    /// The plan of an update, or the whole compile when it made Services contest a frontend.
+    fn finish(
+        &mut self,
+        services: &[Arc<Service>],
+        node: &NodeFacts,
+        mut update: Update,
+        touched: Touched,
+        mut conflict: bool,
+    ) -> Update {
         conflict |= touched
             .elements
             .keys()
@@ -519,6 +640,13 @@ fn names(svc: &Service) -> (&str, &str) {
         svc.metadata.namespace.as_deref().unwrap_or_default(),
         svc.metadata.name.as_deref().unwrap_or_default(),
     )
+}
+
+/// The Service a slice belongs to (`namespace/name`), if it names one.
+fn slice_service(slice: &EndpointSlice) -> Option<SvcKey> {
+    let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
+    Some(format!("{ns}/{name}"))
 }
 
 fn svc_key(svc: &Service) -> SvcKey {

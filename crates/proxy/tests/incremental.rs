@@ -256,3 +256,55 @@ fn a_change_that_contests_a_frontend_still_writes_the_change() {
     k.step(&svcs, &slices);
     assert!(k.c.problems().is_empty(), "{:?}", k.c.problems());
 }
+
+#[test]
+fn objects_replaced_in_place_recompile_only_their_services() {
+    let mut svcs = vec![svc(1, json!({})), svc(2, json!({}))];
+    let orphan = |ep: &str| {
+        Arc::new(slice(
+            "inc",
+            "s3",
+            "a",
+            "IPv4",
+            json!([{"name": "http", "port": 8080}]),
+            vec![ready(ep, "node-2")],
+        ))
+    };
+    let mut slices = vec![
+        slc(1, "a", &[("10.244.0.5", "node-1")]),
+        slc(2, "a", &[("10.244.1.5", "node-2")]),
+        orphan("10.244.3.5"),
+    ];
+    let mut k = Check {
+        c: Compiler::new(),
+        prev: State::default(),
+    };
+    k.step(&svcs, &slices);
+    // An endpoint of s2 changes.
+    slices[1] = slc(2, "a", &[("10.244.1.6", "node-2")]);
+    assert_eq!(k.step(&svcs, &slices).recompiled, 1);
+    // s1's slice is relabelled to s2: s1 loses its endpoints, s2 gains them.
+    slices[0] = slc(2, "b", &[("10.244.0.5", "node-1")]);
+    assert_eq!(k.step(&svcs, &slices).recompiled, 2);
+    // A slice of no Service changes: nothing to do.
+    slices[2] = orphan("10.244.3.6");
+    let up = k.step(&svcs, &slices);
+    assert_eq!((up.recompiled, up.plan.ops()), (0, 0));
+    // Its Service comes (one more object: the scan) and finds it.
+    svcs.push(Arc::new(service(
+        "inc",
+        "s3",
+        json!({"clusterIPs": ["10.96.1.9"], "ports": [{"name": "http", "port": 80}]}),
+    )));
+    k.step(&svcs, &slices);
+    assert!(k
+        .c
+        .state()
+        .sets
+        .values()
+        .flat_map(|s| s.values())
+        .any(|v| v.to_string().contains("10.244.3.6")));
+    // A Service object replaced in place (type change).
+    svcs[0] = svc(1, json!({"type": "NodePort"}));
+    assert_eq!(k.step(&svcs, &slices).recompiled, 1);
+}
