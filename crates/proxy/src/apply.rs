@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use podnet_nft::netlink::{Batch, Concat, Data, Element, Family};
+use podnet_nft::netlink::{Batch, Concat, Conn, Data, Element, Family};
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
@@ -86,6 +86,8 @@ pub struct Applier {
     homes: HashMap<String, u32>,
     /// Log2 capacity of each of the skeleton's element sets in the kernel.
     caps: HashMap<SetId, u32>,
+    /// The netlink socket of the element batches, kept between syncs.
+    conn: Option<Conn>,
 }
 
 /// What the kernel holds of podnet's table, from a terse listing (no elements).
@@ -149,6 +151,7 @@ impl Applier {
             written: None,
             homes: HashMap::new(),
             caps: HashMap::new(),
+            conn: None,
         }
     }
 
@@ -219,6 +222,21 @@ impl Applier {
                 };
                 cap.is_none_or(|k| count(desired, id) <= 1 << k)
             })
+    }
+
+    /// Sends an element batch over the kept socket (a new one in another namespace, or
+    /// after an error).
+    fn commit(&mut self, batch: Batch) -> Result<(), ApplyError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let conn = match self.conn.take() {
+            Some(conn) if conn.here() => conn,
+            _ => Conn::open()?,
+        };
+        batch.commit_on(&conn)?;
+        self.conn = Some(conn);
+        Ok(())
     }
 
     /// The kernel's name of a chain.
@@ -317,9 +335,7 @@ impl Applier {
             let _ = writeln!(after, "delete map inet {t} {}", self.set_name(id));
         }
         run_nft(&before)?;
-        if !batch.is_empty() {
-            batch.commit()?;
-        }
+        self.commit(batch)?;
         run_nft(&after)?;
         for name in &plan.delete_chains {
             self.homes.remove(name);
@@ -490,9 +506,7 @@ impl Applier {
             }
         }
         run_nft(&before)?;
-        if !batch.is_empty() {
-            batch.commit()?;
-        }
+        self.commit(batch)?;
         run_nft(&after)?;
         Ok(SyncStats {
             ops,
