@@ -206,21 +206,7 @@ fn services_on_the_data_path() {
         .unwrap()
         .unwrap();
     assert!(stats.full && !stats.created, "{stats:?}");
-    let listing = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            n.node.name(),
-            "nft",
-            "-t",
-            "list",
-            "table",
-            "inet",
-            "podnet-proxy",
-        ])
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = nft_listing(&n.node);
     // Sized slot maps carry their capacity (2^12) in their names and their chains'.
     assert!(
         listing.contains("chain int4-2-c12") && !listing.contains("int4-1-"),
