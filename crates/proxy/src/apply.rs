@@ -138,6 +138,14 @@ fn element_set_named(name: &str) -> Option<SetId> {
         })
 }
 
+/// Log2 capacity for `need` elements of a set named `base` plus `-c{k}`: one in the kernel
+/// (`exists`) with room enough is kept, else [`capacity_for`].
+fn room(need: usize, base: &str, exists: impl Fn(&str) -> bool) -> u32 {
+    (MIN_CAPACITY_LOG2..=MAX_CAPACITY_LOG2)
+        .find(|k| need <= 1 << k && exists(&format!("{base}-c{k}")))
+        .unwrap_or_else(|| capacity_for(need))
+}
+
 fn count(desired: &State, id: &SetId) -> usize {
     desired.sets.get(id).map_or(0, |s| s.len())
 }
@@ -362,25 +370,19 @@ impl Applier {
             let Some(id) = chain.slot_map().filter(sized) else {
                 continue;
             };
-            let need = count(desired, &id);
-            let kept = (MIN_CAPACITY_LOG2..=MAX_CAPACITY_LOG2).find(|k| {
-                !created && need <= 1 << k && present.chains.contains(&format!("{name}-c{k}"))
+            let k = room(count(desired, &id), name, |c| {
+                !created && present.chains.contains(c)
             });
-            self.homes
-                .insert(name.clone(), kept.unwrap_or_else(|| capacity_for(need)));
+            self.homes.insert(name.clone(), k);
         }
         self.caps.clear();
         for kind in ELEMENT_SETS {
             for v6 in [false, true] {
                 let id = SetId::plain(kind, v6);
-                let need = count(desired, &id);
-                let kept = (MIN_CAPACITY_LOG2..=MAX_CAPACITY_LOG2).find(|k| {
-                    !created
-                        && need <= 1 << k
-                        && present.sets.contains(&format!("{}-c{k}", id.name()))
+                let k = room(count(desired, &id), &id.name(), |s| {
+                    !created && present.sets.contains(s)
                 });
-                self.caps
-                    .insert(id, kept.unwrap_or_else(|| capacity_for(need)));
+                self.caps.insert(id, k);
             }
         }
         let skel = Skeleton::new(node, &|kind, v6| {

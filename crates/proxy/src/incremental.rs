@@ -14,7 +14,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rustc_hash::FxHashMap;
 
 use crate::compile::{compile, Compiled, HealthCheck};
-use crate::select::{service_ports, NodeFacts, Problem, SERVICE_NAME_LABEL};
+use crate::select::{service_ports, slice_owner, NodeFacts, Problem};
 use crate::state::{Chain, Frontend, Key, Plan, SetId, SetKind, State, Value};
 
 /// `namespace/name` (neither can hold a `/`).
@@ -179,15 +179,8 @@ impl Compiler {
         {
             return None;
         }
-        let changed = |a: &[Arc<Service>], b: &[Arc<Service>]| -> Vec<usize> {
-            (0..a.len())
-                .filter(|i| !Arc::ptr_eq(&a[*i], &b[*i]))
-                .collect()
-        };
-        let changed_services = changed(last_services, services);
-        let changed_slices: Vec<usize> = (0..slices.len())
-            .filter(|i| !Arc::ptr_eq(&last_slices[*i], &slices[*i]))
-            .collect();
+        let changed_services = replaced(last_services, services);
+        let changed_slices = replaced(last_slices, slices);
         if changed_services.len() + changed_slices.len() > 16 + services.len() / 16 {
             return None;
         }
@@ -204,9 +197,10 @@ impl Compiler {
         }
         for j in changed_slices {
             for (slice, add) in [(&last_slices[j], false), (&slices[j], true)] {
-                let Some(key) = slice_service(slice) else {
+                let Some((ns, name)) = slice_owner(slice) else {
                     continue;
                 };
+                let key = format!("{ns}/{name}");
                 // A slice of no Service (yet) matters only when its Service comes, which
                 // changes the number of Services: a scan.
                 let Some(f) = self.fragments.get(&key) else {
@@ -275,19 +269,10 @@ impl Compiler {
         let generation = self.generation;
         let mut by_service: ByService = FxHashMap::default();
         for s in slices {
-            let Some(name) = s
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-            else {
+            let Some(owner) = slice_owner(s) else {
                 continue;
             };
-            let ns = s.metadata.namespace.as_deref().unwrap_or_default();
-            by_service
-                .entry((ns, name.as_str()))
-                .or_default()
-                .push(s.clone());
+            by_service.entry(owner).or_default().push(s.clone());
         }
         let same_node = self.node.as_ref().is_some_and(|n| same_facts(n, node));
         if !same_node || self.conflicted {
@@ -642,11 +627,11 @@ fn names(svc: &Service) -> (&str, &str) {
     )
 }
 
-/// The Service a slice belongs to (`namespace/name`), if it names one.
-fn slice_service(slice: &EndpointSlice) -> Option<SvcKey> {
-    let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
-    Some(format!("{ns}/{name}"))
+/// Positions where `now` holds another object than `last` (both of one length).
+fn replaced<T>(last: &[Arc<T>], now: &[Arc<T>]) -> Vec<usize> {
+    (0..now.len())
+        .filter(|i| !Arc::ptr_eq(&last[*i], &now[*i]))
+        .collect()
 }
 
 fn svc_key(svc: &Service) -> SvcKey {

@@ -193,6 +193,16 @@ impl fmt::Display for Problem {
 }
 
 /// The service ports of `services`, with the endpoints of `slices` (any order, any namespace).
+/// The (namespace, Service name) an EndpointSlice belongs to, from its
+/// `kubernetes.io/service-name` label.
+pub fn slice_owner(slice: &EndpointSlice) -> Option<(&str, &str)> {
+    let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some((
+        slice.metadata.namespace.as_deref().unwrap_or_default(),
+        name.as_str(),
+    ))
+}
+
 pub fn service_ports<'a>(
     services: impl IntoIterator<Item = &'a Service>,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
@@ -200,17 +210,11 @@ pub fn service_ports<'a>(
 ) -> Vec<ServicePort> {
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in slices {
-        let ns = slice.metadata.namespace.clone().unwrap_or_default();
-        let Some(name) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        else {
+        let Some((ns, name)) = slice_owner(slice) else {
             continue;
         };
         by_service
-            .entry((ns, name.clone()))
+            .entry((ns.to_string(), name.to_string()))
             .or_default()
             .push(slice);
     }
